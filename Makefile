@@ -1,0 +1,40 @@
+# rnnbench: `make bench TASK=sine` runs a benchmark, `make test` runs the tests; both set up .venv when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+TASK ?= sine
+ARGS := $(if $(SMOKE),--smoke) $(if $(MODELS),--models $(MODELS)) $(if $(SEEDS),--seeds $(SEEDS)) \
+        $(if $(EPOCHS),--epochs $(EPOCHS)) $(foreach s,$(SET),--set $(s))
+
+.PHONY: setup bench test report ui list perf clean
+
+setup: $(STAMP)
+
+# Reinstalled only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/rnnbench bench --task $(TASK) $(ARGS)
+
+report: $(STAMP)
+	$(BIN)/rnnbench report --task $(TASK)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+list: $(STAMP)
+	$(BIN)/rnnbench list
+
+ui: $(STAMP)
+	$(BIN)/rnnbench ui
+
+# Removes the environment and caches; the MLflow store (mlflow.db, mlartifacts/) and results/ are kept.
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info checkpoints
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,130 @@
+"""The `rnnbench` command: bench, list, report, generate, ui.
+
+User errors (unknown names, bad options, missing data) print one line and exit with status 2; an interrupted bench
+exits with 130 after marking its current run KILLED and writing the report for what finished.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnnbench", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    bench = commands.add_parser("bench", help="run a benchmark grid (models x seeds) into MLflow, then report")
+    bench.add_argument("--task", help="task name, or an experiment name from experiments/")
+    bench.add_argument("--experiment", help="experiment file stem in experiments/ (default: the task's own)")
+    bench.add_argument("--models", help="comma-separated model names (default: the experiment's)")
+    bench.add_argument("--seeds", help="comma-separated seeds (default: the experiment's)")
+    bench.add_argument("--epochs", type=int, help="training epochs per run")
+    bench.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                       help="override an option: task.<name>, model.<name>, train.<name> (repeatable)")
+    bench.add_argument("--smoke", action="store_true", help="the experiment's small, quick variant")
+    bench.add_argument("--results-dir", default="results", help="where reports go (default: results)")
+
+    commands.add_parser("list", help="list tasks, models and experiments")
+
+    report = commands.add_parser("report", help="write results/<task>/ from the MLflow store")
+    report.add_argument("--task", required=True)
+    report.add_argument("--config-hash", help="report this configuration (default: the latest bench of the task)")
+    report.add_argument("--results-dir", default="results")
+
+    generate = commands.add_parser("generate", help="sample text from a character language model run")
+    generate.add_argument("--run-id", required=True)
+    generate.add_argument("--prompt", default="\n")
+    generate.add_argument("--length", type=int, default=500)
+    generate.add_argument("--temperature", type=float, default=0.8)
+    generate.add_argument("--seed", type=int, default=0)
+
+    ui = commands.add_parser("ui", help="start the MLflow UI on the tracking store")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--host", default="127.0.0.1")
+    return parser
+
+
+def _bench(args) -> int:
+    from rnnbench import config as configuration
+    from rnnbench import registry
+    from rnnbench.errors import UserError
+
+    task, experiment = args.task, args.experiment
+    if task and not experiment and task not in registry.list_tasks() and task in configuration.list_experiments():
+        task, experiment = None, task  # `make bench TASK=speech_digits` names an experiment
+    if not task and not experiment:
+        raise UserError("name a task (--task) or an experiment (--experiment); see `rnnbench list`")
+    resolved = configuration.resolve(task=task, experiment=experiment, smoke=args.smoke, models=args.models,
+                                     seeds=args.seeds, epochs=args.epochs, sets=args.sets)
+    from rnnbench.runner import bench
+
+    outcome = bench(resolved, results_dir=args.results_dir)
+    print(f"rnnbench: {outcome['finished']} runs finished, {outcome['skipped']} skipped (already in the store), "
+          f"{outcome['failed']} failed; report: {outcome['report_dir']}")
+    return 1 if outcome["failed"] else 0
+
+
+def _list(args) -> int:
+    from rnnbench import config as configuration
+    from rnnbench import registry
+
+    print("tasks:       " + ", ".join(registry.list_tasks()))
+    print("models:      " + ", ".join(registry.list_models()))
+    print("experiments:")
+    for name, line in configuration.list_experiments().items():
+        print(f"  {name:<16} {line}")
+    return 0
+
+
+def _report(args) -> int:
+    from rnnbench.report import write_report
+
+    write_report(args.task, config_hash=args.config_hash, out_dir=Path(args.results_dir) / args.task)
+    return 0
+
+
+def _generate(args) -> int:
+    from rnnbench.tasks import char_lm
+
+    print(char_lm.generate_from_run(run_id=args.run_id, prompt=args.prompt, length=args.length,
+                                    temperature=args.temperature, seed=args.seed))
+    return 0
+
+
+def _ui(args) -> int:
+    from rnnbench.tracking import tracking_uri
+
+    uri = tracking_uri()
+    print(f"rnnbench: MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    mlflow = Path(sys.executable).with_name("mlflow")
+    command = [str(mlflow) if mlflow.exists() else "mlflow", "ui", "--backend-store-uri", uri,
+               "--host", args.host, "--port", str(args.port)]
+    return subprocess.call(command)
+
+
+def _terminate_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    from rnnbench.errors import UserError
+
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # SIGTERM gets the same clean stop as Ctrl-C
+    handlers = {"bench": _bench, "list": _list, "report": _report, "generate": _generate, "ui": _ui}
+    try:
+        return handlers[args.command](args)
+    except UserError as error:
+        print(f"rnnbench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Benchmark configurations: experiment files, command-line overrides, validation and the configuration hash.
+
+An experiment is a Python file `experiments/<name>.py` whose docstring states the command, the expected result and
+the hardware, and which defines `CONFIG` (task, models, seeds, task_options, model_options, train) and `SMOKE`
+(dotted overrides for a quick run of the same path). Overrides use dotted keys: `task.<option>`, `model.<option>`,
+`train.<option>`, `models`, `seeds`. Valid option names and types come from the task loader's and the model builders'
+signatures, so a new option is valid as soon as a function accepts it.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import inspect
+import json
+import os
+import typing
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from rnnbench import registry
+from rnnbench.errors import UserError
+
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 10,
+    "batch_size": 32,
+    "learning_rate": 1e-3,
+    "clipnorm": 1.0,  # global gradient-norm clipping; 0 turns it off
+    "patience": 0,  # early stopping on the task's monitor; 0 turns it off
+    "jit_compile": "auto",  # "auto", "true" or "false": Keras's XLA switch
+    "max_minutes": 0.0,  # stop training a run after this many minutes (0: no limit); the best epoch still counts
+}
+TRAIN_TYPES = {"epochs": int, "batch_size": int, "learning_rate": float, "clipnorm": float, "patience": int,
+               "jit_compile": str, "max_minutes": float}
+SECTIONS = {"task": "task_options", "model": "model_options", "train": "train"}
+
+
+def experiments_dir() -> Path:
+    """`RNNBENCH_EXPERIMENTS` or the `experiments/` folder of the source checkout."""
+    return Path(os.environ.get("RNNBENCH_EXPERIMENTS") or Path(__file__).resolve().parents[1] / "experiments")
+
+
+def list_experiments() -> dict[str, str]:
+    """Experiment name -> first line of its docstring."""
+    found = {}
+    for path in sorted(experiments_dir().glob("*.py")):
+        if not path.name.startswith("_"):
+            doc = (_load_module(path).__doc__ or "").strip().splitlines()
+            found[path.stem] = doc[0] if doc else ""
+    return found
+
+
+def _load_module(path: Path):
+    spec = importlib.util.spec_from_file_location(f"rnnbench_experiment_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_experiment(name: str) -> tuple[dict, dict, str]:
+    """(CONFIG, SMOKE, docstring) of experiments/<name>.py."""
+    path = experiments_dir() / f"{name}.py"
+    if not path.is_file():
+        known = ", ".join(sorted(list_experiments())) or "(none)"
+        raise UserError(f"no experiment {name!r} in {experiments_dir()}; known experiments: {known}")
+    module = _load_module(path)
+    if not isinstance(getattr(module, "CONFIG", None), dict):
+        raise UserError(f"{path} must define a dict CONFIG")
+    return copy.deepcopy(module.CONFIG), copy.deepcopy(getattr(module, "SMOKE", {})), module.__doc__ or ""
+
+
+def option_types(fn) -> dict[str, Any]:
+    """Option name -> expected type, from a loader's or builder's keyword parameters."""
+    hints = typing.get_type_hints(fn)
+    types = {}
+    for name, parameter in inspect.signature(fn).parameters.items():
+        if name in ("spec", "name") or parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+            continue
+        types[name] = hints.get(name, type(parameter.default) if parameter.default is not parameter.empty else str)
+    return types
+
+
+def valid_keys(task: str, models: Sequence[str]) -> dict[str, dict[str, Any]]:
+    loader_types = option_types(registry.get_task(task))
+    loader_types.pop("batch_size", None)  # set through train.batch_size
+    model_types: dict[str, Any] = {}
+    for model in models:
+        model_types.update(option_types(registry.get_model(model)))
+    return {"task": loader_types, "model": model_types, "train": dict(TRAIN_TYPES)}
+
+
+def _describe(kind) -> str:
+    return getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
+
+
+def coerce(key: str, value: Any, kind) -> Any:
+    """`value` (a string from the command line, or a Python value from a config file) as type `kind`."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)) and type(None) in args:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        kind = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (tuple, list) or kind in (tuple, list):
+        inner = args[0] if args else str
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(coerce(key, item.strip() if isinstance(item, str) else item, inner) for item in items)
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value) if not isinstance(value, str) else int(value.replace("_", ""))
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind is str:
+            if not isinstance(value, (str, int, float, bool)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{key}={value!r} is not a valid {_describe(kind)}") from None
+    return value
+
+
+def apply_overrides(config: dict, overrides: Mapping[str, Any]) -> dict:
+    """Applies dotted overrides (`train.epochs`, `task.noise`, `models`, `seeds`) to a copy of `config`."""
+    config = copy.deepcopy(config)
+    for key, value in overrides.items():
+        if key in ("models", "seeds"):
+            config[key] = value
+            continue
+        section, _, option = key.partition(".")
+        if section not in SECTIONS or not option:
+            raise UserError(
+                f"unknown setting {key!r}: use task.<option>, model.<option>, train.<option>, models or seeds"
+            )
+        config.setdefault(SECTIONS[section], {})[option] = value
+    return config
+
+
+def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects key=value, got {pair!r}")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def _as_list(key: str, value, kind) -> list:
+    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
+    items = [i.strip() if isinstance(i, str) else i for i in items if not (isinstance(i, str) and not i.strip())]
+    if not items:
+        raise UserError(f"{key} must not be empty")
+    return [coerce(key, i, kind) for i in items]
+
+
+def validate(config: dict) -> dict:
+    """Checks names, option keys, types and ranges; returns the resolved config with defaults filled in."""
+    task = config.get("task")
+    if not task:
+        raise UserError("the configuration names no task; pass --task (see `rnnbench list`)")
+    registry.get_task(task)
+    models = _as_list("models", config.get("models") or [], str)
+    for model in models:
+        registry.get_model(model)
+    seeds = _as_list("seeds", config.get("seeds", [0]), int)
+    keys = valid_keys(task, models)
+    resolved = {"task": task, "models": models, "seeds": seeds}
+    for section, field in SECTIONS.items():
+        given = dict(config.get(field) or {})
+        out = dict(TRAIN_DEFAULTS) if section == "train" else {}
+        for option, value in given.items():
+            if option not in keys[section]:
+                valid = ", ".join(f"{section}.{k}" for k in sorted(keys[section]))
+                raise UserError(f"unknown option {section}.{option}; valid {section} options: {valid}")
+            out[option] = coerce(f"{section}.{option}", value, keys[section][option])
+        resolved[field] = out
+    unknown = set(config) - {"task", "models", "seeds", *SECTIONS.values(), "experiment", "smoke"}
+    if unknown:
+        raise UserError(f"unknown configuration keys {sorted(unknown)}; valid: task, models, seeds, "
+                        + ", ".join(SECTIONS.values()))
+    train = resolved["train"]
+    for option in ("epochs", "batch_size"):
+        if train[option] < 1:
+            raise UserError(f"train.{option} must be >= 1, got {train[option]}")
+    if train["learning_rate"] <= 0:
+        raise UserError(f"train.learning_rate must be > 0, got {train['learning_rate']}")
+    for option in ("patience", "clipnorm", "max_minutes"):
+        if train[option] < 0:
+            raise UserError(f"train.{option} must be >= 0, got {train[option]}")
+    if str(train["jit_compile"]).lower() not in ("auto", "true", "false"):
+        raise UserError(f"train.jit_compile must be auto, true or false, got {train['jit_compile']!r}")
+    if any(seed < 0 for seed in seeds):
+        raise UserError(f"seeds must be >= 0, got {seeds}")
+    resolved["experiment"] = config.get("experiment", "")
+    resolved["smoke"] = bool(config.get("smoke", False))
+    return resolved
+
+
+def resolve(task: Optional[str] = None, experiment: Optional[str] = None, smoke: bool = False,
+            models: Optional[str] = None, seeds: Optional[str] = None, epochs: Optional[int] = None,
+            sets: Sequence[str] = ()) -> dict:
+    """The configuration of one `bench` call: experiment file (default: the task's own), then --smoke, then flags."""
+    name = experiment or task
+    if name and (experiments_dir() / f"{name}.py").is_file():
+        config, smoke_overrides, _ = load_experiment(name)
+    elif experiment:
+        load_experiment(experiment)  # raises with the list of known experiments
+    else:
+        config, smoke_overrides = {"task": task, "models": ["lstm", "gru"], "seeds": [0]}, {}
+    if task and config.get("task") != task:
+        raise UserError(f"experiment {name!r} is for task {config.get('task')!r}, not {task!r}")
+    config["experiment"] = name or config.get("task")
+    if smoke:
+        config = apply_overrides(config, smoke_overrides)
+        config["smoke"] = True
+    flags: dict[str, Any] = {}
+    if models is not None:
+        flags["models"] = models
+    if seeds is not None:
+        flags["seeds"] = seeds
+    if epochs is not None:
+        flags["train.epochs"] = epochs
+    flags.update(parse_sets(sets))
+    return validate(apply_overrides(config, flags))
+
+
+def config_hash(config: Mapping) -> str:
+    """Identifies what a run computes, apart from which model and seed: task, options and training settings."""
+    shared = {k: config[k] for k in ("task", "task_options", "model_options", "train")}
+    return hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_key(config: Mapping, model: str, seed: int) -> str:
+    return hashlib.sha256(f"{config_hash(config)}|{model}|{seed}".encode()).hexdigest()[:16]

@@ -1,0 +1,56 @@
+"""What a run needs to be repeated: software versions, hardware, and the exact source (git commit, dirty or not)."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def describe() -> dict:
+    """A flat dict of environment facts, logged with every run."""
+    import keras
+    import tensorflow as tf
+
+    build = tf.sysconfig.get_build_info()
+    gpus = tf.config.list_physical_devices("GPU")
+    gpu_names = []
+    for gpu in gpus:
+        try:
+            gpu_names.append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
+        except (RuntimeError, ValueError):
+            gpu_names.append(gpu.name)
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "cuda": build.get("cuda_version", "none") if gpus else "none",
+        "cudnn": build.get("cudnn_version", "none") if gpus else "none",
+        "device": ", ".join(gpu_names) if gpu_names else f"CPU: {_cpu_name()}",
+        "cpu_count": os.cpu_count(),
+        "git_commit": _git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": bool(status) if _git("rev-parse", "HEAD") else "unknown",
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }

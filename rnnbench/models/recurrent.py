@@ -1,0 +1,228 @@
+"""The recurrent model zoo: one generic builder, `recurrent_model`, and the registered names that fix its cell,
+direction and attention.
+
+Backbone: embedding (token inputs) or the raw features, optional frame stacking, `layers` stacked recurrent layers.
+Head, chosen by `spec.outputs.head`:
+  classification  last state (or additive attention pooling) -> Dense(num_classes) logits
+  causal_steps    every step (or causal self-attention over the steps) -> Dense(num_classes) logits per step
+  ctc             every frame (or self-attention, both ways) -> Dense(num_classes + 1) logits, blank at index 0
+  forecast        last state (or additive attention pooling) -> Dense(horizon * targets) reshaped
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Optional
+
+import keras
+
+from rnnbench.errors import UserError
+from rnnbench.models.layers import (
+    AdditiveAttentionPooling,
+    ApplyMask,
+    CTCBlankFill,
+    PaddingMask,
+    SelfAttentionBlock,
+    StackFrames,
+)
+from rnnbench.registry import register_model
+from rnnbench.spec import TaskSpec
+
+CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+ATTENTION_LAYER_NAME = "attention"
+
+
+class IncompatibleModelError(UserError, ValueError):
+    """A model that cannot serve a task's head, e.g. a bidirectional model on a causal task."""
+
+
+def recurrent_model(
+    spec: TaskSpec,
+    *,
+    cell: str = "lstm",
+    bidirectional: bool = False,
+    attention: bool = False,
+    units: int = 64,
+    layers: int = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    embedding_dim: int = 64,
+    attention_units: int = 64,
+    attention_heads: int = 4,
+    subsample: int = 1,
+    param_budget: Optional[int] = None,
+    name: Optional[str] = None,
+) -> keras.Model:
+    """Builds a recurrent network for `spec`'s inputs and head.
+
+    Args:
+      spec: the task's `TaskSpec` (only `inputs` and `outputs` are read).
+      cell: "simple_rnn", "lstm" or "gru".
+      bidirectional: run each recurrent layer both ways and concatenate (refused on causal heads).
+      attention: additive attention pooling (classification, forecast) or self-attention over the RNN outputs
+        (causal for causal_steps, both ways for ctc).
+      units: width of each recurrent layer (per direction). Ignored when `param_budget` is set.
+      layers: number of stacked recurrent layers.
+      dropout: dropout on each recurrent layer's inputs and after the last one.
+      recurrent_dropout: dropout on the recurrent state; > 0 makes LSTM/GRU ineligible for the fused cuDNN kernel.
+      embedding_dim: embedding width for token inputs.
+      attention_units: width of the additive attention scorer.
+      attention_heads: heads of the self-attention block.
+      subsample: stack this many consecutive frames into one before the recurrent layers (ctc and classification).
+      param_budget: choose `units` so the trainable parameter count is within 5% of this number.
+      name: model name; defaults to the cell and its variants.
+    """
+    if param_budget is not None:
+        return _fit_param_budget(
+            spec, param_budget, cell=cell, bidirectional=bidirectional, attention=attention, layers=layers,
+            dropout=dropout, recurrent_dropout=recurrent_dropout, embedding_dim=embedding_dim,
+            attention_units=attention_units, attention_heads=attention_heads, subsample=subsample, name=name,
+        )
+    _check_options(spec, cell, bidirectional, units, layers, dropout, recurrent_dropout, subsample)
+    head = spec.outputs.head
+    name = name or "_".join(filter(None, ["bi" if bidirectional else "", cell, "attention" if attention else ""]))
+
+    inputs, x, mask = _inputs(spec, embedding_dim)
+    if subsample > 1:
+        x, mask = StackFrames(subsample, name="stack_frames")([x, mask])
+    needs_sequence = head in ("causal_steps", "ctc") or attention
+    for i in range(layers):
+        rnn = CELLS[cell](
+            units,
+            return_sequences=needs_sequence or i < layers - 1,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            name=f"{cell}_{i + 1}",
+        )
+        if bidirectional:
+            rnn = keras.layers.Bidirectional(rnn, name=f"bidirectional_{i + 1}")
+        x = rnn(ApplyMask(name=f"mask_{i + 1}")([x, mask]) if mask is not None else x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="output_dropout")(x)
+
+    if attention:
+        attention_mask = mask if mask is not None else _all_true(x)
+        if head in ("classification", "forecast"):
+            x, _ = AdditiveAttentionPooling(attention_units, name=ATTENTION_LAYER_NAME)([x, attention_mask])
+        else:
+            x, _ = SelfAttentionBlock(attention_heads, causal=head == "causal_steps", name=ATTENTION_LAYER_NAME)(
+                [x, attention_mask]
+            )
+    outputs = _head(spec, x, mask)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _inputs(spec: TaskSpec, embedding_dim: int):
+    """Returns (input tensor, backbone input, explicit mask or None)."""
+    given = spec.inputs
+    if given.kind == "tokens":
+        inputs = keras.Input(shape=(given.length,), dtype="int32", name="tokens")
+        x = keras.layers.Embedding(given.vocab_size, embedding_dim, name="embedding")(inputs)
+    else:
+        inputs = keras.Input(shape=(given.length, given.feature_dim), dtype="float32", name="features")
+        x = inputs
+    mask = PaddingMask(given.kind, given.pad_value, name="padding_mask")(inputs) if given.masked else None
+    return inputs, x, mask
+
+
+def _all_true(x):
+    return PaddingMask("none", name="no_padding")(x)
+
+
+def _head(spec: TaskSpec, x, mask):
+    out = spec.outputs
+    if out.head == "classification":
+        return keras.layers.Dense(out.num_classes, name="logits")(x)
+    if out.head == "causal_steps":
+        return keras.layers.Dense(out.num_classes, name="logits")(x)
+    if out.head == "ctc":
+        logits = keras.layers.Dense(out.num_classes + 1, name="frame_logits")(x)
+        if mask is None:
+            return logits
+        return CTCBlankFill(name="logits")([logits, mask])
+    flat = keras.layers.Dense(out.horizon * out.targets, name="forecast")(x)
+    return keras.layers.Reshape((out.horizon, out.targets), name="prediction")(flat)
+
+
+def _check_options(spec, cell, bidirectional, units, layers, dropout, recurrent_dropout, subsample):
+    if cell not in CELLS:
+        raise IncompatibleModelError(f"unknown cell {cell!r}; choose one of {sorted(CELLS)}")
+    if bidirectional and spec.outputs.causal:
+        raise IncompatibleModelError(
+            f"task {spec.name!r} is causal (head {spec.outputs.head!r}): a bidirectional model would read the "
+            "characters it has to predict. Use a unidirectional model (simple_rnn, lstm, gru, lstm_attention, "
+            "gru_attention)."
+        )
+    if subsample > 1 and spec.outputs.head not in ("ctc", "classification"):
+        raise IncompatibleModelError(
+            f"subsample={subsample} only applies to ctc and classification heads, not {spec.outputs.head!r}"
+        )
+    for label, value, low in (("units", units, 1), ("layers", layers, 1), ("subsample", subsample, 1)):
+        if value < low:
+            raise IncompatibleModelError(f"{label} must be >= {low}, got {value}")
+    for label, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+        if not 0.0 <= value < 1.0:
+            raise IncompatibleModelError(f"{label} must be in [0, 1), got {value}")
+
+
+def count_trainable(model: keras.Model) -> int:
+    return int(sum(int(keras.ops.size(w)) for w in model.trainable_weights))
+
+
+def _fit_param_budget(spec: TaskSpec, budget: int, **options) -> keras.Model:
+    """Binary search on `units` (parameters grow monotonically with width), then the closer of the two neighbours."""
+
+    def build(units):
+        return recurrent_model(spec, units=units, **options)
+
+    low, high = 1, 4096
+    if count_trainable(build(low)) > budget * 1.05:
+        raise IncompatibleModelError(
+            f"param_budget={budget} is too small: even units=1 needs {count_trainable(build(low))} parameters "
+            "(embeddings and heads count too); raise the budget or shrink embedding_dim"
+        )
+    while high - low > 1:
+        mid = (low + high) // 2
+        if count_trainable(build(mid)) <= budget:
+            low = mid
+        else:
+            high = mid
+    best = min((build(low), build(high)), key=lambda m: abs(count_trainable(m) - budget))
+    error = abs(count_trainable(best) - budget) / budget
+    if error > 0.05:
+        raise IncompatibleModelError(
+            f"no width puts {best.name} within 5% of param_budget={budget} (closest: {count_trainable(best)}); "
+            "change the budget or the number of layers"
+        )
+    return best
+
+
+def _make_builder(registered_name: str, cell: str, bidirectional: bool, attention: bool):
+    fixed = {"cell": cell, "bidirectional": bidirectional, "attention": attention}
+
+    @functools.wraps(recurrent_model)
+    def builder(spec: TaskSpec, **options) -> keras.Model:
+        options.setdefault("name", registered_name)
+        return recurrent_model(spec, **fixed, **options)
+
+    signature = inspect.signature(recurrent_model)
+    builder.__signature__ = signature.replace(
+        parameters=[p for p in signature.parameters.values() if p.name not in fixed]
+    )
+    builder.__name__ = builder.__qualname__ = registered_name
+    variant = " ".join(filter(None, ["bidirectional" if bidirectional else "", cell, "with attention" if attention else ""]))
+    builder.__doc__ = f"A {variant} network for any task head; options as in `recurrent_model`.\n\n" + (
+        recurrent_model.__doc__.split("Args:", 1)[1].join(["Args:", ""])
+    )
+    return register_model(registered_name)(builder)
+
+
+simple_rnn = _make_builder("simple_rnn", "simple_rnn", False, False)
+lstm = _make_builder("lstm", "lstm", False, False)
+gru = _make_builder("gru", "gru", False, False)
+bi_simple_rnn = _make_builder("bi_simple_rnn", "simple_rnn", True, False)
+bi_lstm = _make_builder("bi_lstm", "lstm", True, False)
+bi_gru = _make_builder("bi_gru", "gru", True, False)
+lstm_attention = _make_builder("lstm_attention", "lstm", False, True)
+gru_attention = _make_builder("gru_attention", "gru", False, True)
+bi_lstm_attention = _make_builder("bi_lstm_attention", "lstm", True, True)

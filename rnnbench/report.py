@@ -1,0 +1,220 @@
+"""Reports from the MLflow store: `results/<task>/summary.csv`, `README.md` and plots, one row per model.
+
+Runs are grouped by model over seeds (mean, standard deviation, 95% confidence interval from Student's t). A run is
+counted once: for each run key (configuration, model, seed) only the newest FINISHED run is used. Failed or killed
+runs without a finished twin are listed separately. Every file is written atomically (temporary file, then rename).
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+from rnnbench import registry, tracking
+from rnnbench.errors import UserError
+
+# Columns that describe cost rather than quality; reported beside the test metrics.
+COST_COLUMNS = ("params", "sec_per_epoch", "train_samples_per_sec", "latency_ms_per_batch", "latency_ms_per_sample",
+                "peak_rss_mb", "epochs_run", "best_epoch")
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def collect_runs(runs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per counted finished run, one row per failed/killed run with no finished twin)."""
+    finished, failed, seen = [], [], set()
+    for run in runs:  # newest first
+        key = run["tags"].get("run_key")
+        if run["status"] == "FINISHED" and key not in seen:
+            seen.add(key)
+            finished.append({"run_id": run["run_id"], "model": run["tags"].get("model"),
+                             "kind": run["tags"].get("kind", "model"), "seed": run["tags"].get("seed", ""),
+                             **run["metrics"]})
+    for run in runs:
+        key = run["tags"].get("run_key")
+        if run["status"] in ("FAILED", "KILLED") and key not in seen:
+            seen.add(key)
+            failed.append({"run_id": run["run_id"], "model": run["tags"].get("model"), "seed": run["tags"].get("seed"),
+                           "status": run["status"], "reason": run["tags"].get("failure_reason", "")})
+    return pd.DataFrame(finished), pd.DataFrame(failed)
+
+
+def summarize(per_run: pd.DataFrame, primary: str = "loss", higher_is_better: bool = False) -> pd.DataFrame:
+    """model, kind, <metric>_mean/_std/_ci95 per metric, params, sec_per_epoch_mean, runs; best first."""
+    from scipy import stats
+
+    metric_columns = [c for c in per_run.columns if c not in ("run_id", "model", "kind", "seed")]
+    rows = []
+    for (model, kind), group in per_run.groupby(["model", "kind"], sort=False):
+        row = {"model": model, "kind": kind}
+        for column in metric_columns:
+            values = group[column].dropna().to_numpy(dtype=float)
+            n = len(values)
+            mean = float(values.mean()) if n else math.nan
+            std = float(values.std(ddof=1)) if n > 1 else (0.0 if n == 1 else math.nan)
+            ci95 = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else (0.0 if n == 1 else math.nan)
+            row.update({f"{column}_mean": mean, f"{column}_std": std, f"{column}_ci95": ci95})
+        row["params"] = row.get("params_mean", math.nan)
+        row["runs"] = len(group)
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    key = f"test_{primary}_mean"
+    if key in summary:
+        summary = summary.sort_values(key, ascending=not higher_is_better, na_position="last")
+    ordered = ["model", "kind"] + [c for c in summary.columns if c not in ("model", "kind", "params", "runs")]
+    return summary[ordered + ["params", "runs"]].reset_index(drop=True)
+
+
+def _format(value: float, ci: Optional[float] = None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    text = f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return f"{text} ± {ci:.2g}" if ci is not None and not math.isnan(ci) and ci > 0 else text
+
+
+def write_report(task: str, *, tracker: Optional[tracking.Tracker] = None, config_hash: Optional[str] = None,
+                 out_dir: Path | str | None = None, echo: Callable[[str], None] = print) -> Path:
+    """Writes summary.csv, README.md and plots for `task` (runs of `config_hash`, default: the latest bench)."""
+    tracker = tracker or tracking.Tracker(task)
+    parent = tracker.latest_parent()
+    if config_hash is None:
+        if parent is None:
+            raise UserError(f"no benchmark of task {task!r} in {tracker.uri}; run `rnnbench bench --task {task}` first")
+        config_hash = parent.data.tags.get("config_hash")
+    per_run, failed = collect_runs(tracker.child_runs(config_hash))
+    if per_run.empty:
+        raise UserError(f"no finished runs of task {task!r} (configuration {config_hash}) in {tracker.uri}")
+    any_run = tracker.get_run(per_run.loc[per_run["kind"] == "model", "run_id"].iloc[0]
+                              if (per_run["kind"] == "model").any() else per_run["run_id"].iloc[0])
+    primary = any_run.data.tags.get("primary_metric", "loss")
+    higher = any_run.data.tags.get("higher_is_better", "False") == "True"
+    summary = summarize(per_run, primary, higher)
+    out_dir = Path(out_dir or Path("results") / task)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    _atomic_write(out_dir / "summary.csv", lambda p: summary.to_csv(p, index=False, float_format="%.6g"))
+    _atomic_write(out_dir / "runs.csv", lambda p: per_run.to_csv(p, index=False, float_format="%.6g"))
+    plots = _plots(tracker, per_run, summary, primary, higher, out_dir)
+    notes = _task_notes(task, summary)
+    readme = _readme(task, summary, failed, primary, higher, any_run, config_hash, plots, notes)
+    _atomic_write(out_dir / "README.md", lambda p: p.write_text(readme))
+    echo(f"rnnbench: report written to {out_dir}/ (summary.csv, README.md, {len(plots)} plots)")
+    return out_dir
+
+
+def _task_notes(task: str, summary: pd.DataFrame) -> str:
+    """A task module may define `report_notes(summary) -> markdown` for conclusions only it can draw."""
+    try:
+        module = sys.modules[registry.get_task(task).__module__]
+    except UserError:
+        return ""
+    notes = getattr(module, "report_notes", None)
+    return notes(summary) if notes else ""
+
+
+def _readme(task, summary, failed, primary, higher, run, config_hash, plots, notes) -> str:
+    params, tags = run.data.params, run.data.tags
+    experiment = tags.get("experiment") or task
+    smoke = "_smoke" in experiment
+    test_metrics = [c[: -len("_mean")] for c in summary.columns
+                    if c.startswith("test_") and c.endswith("_mean") and c != f"test_{primary}_mean"]
+    header = ["model", "kind", f"test_{primary} (mean ± 95% CI)", *test_metrics, "params", "sec/epoch", "runs"]
+    lines = [
+        f"# rnnbench results: {task}",
+        "",
+        f"Generated by `rnnbench report --task {task}` from the MLflow store; do not edit by hand. "
+        f"Ranked by test {primary} ({'higher' if higher else 'lower'} is better); configuration `{config_hash}`.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+    ]
+    for _, row in summary.iterrows():
+        cells = [row["model"], row["kind"], _format(row.get(f"test_{primary}_mean"), row.get(f"test_{primary}_ci95"))]
+        cells += [_format(row.get(f"{m}_mean")) for m in test_metrics]
+        cells += [_format(row.get("params")), _format(row.get("sec_per_epoch_mean")), str(row["runs"])]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    if notes:
+        lines += ["", notes.strip()]
+    if not failed.empty:
+        lines += ["", "## Failed or interrupted runs (not counted above)", "", "| model | seed | status | reason |",
+                  "| --- | --- | --- | --- |"]
+        lines += [f"| {r.model} | {r.seed} | {r.status} | {str(r.reason)[:200]} |" for r in failed.itertuples()]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in plots]
+    env = {k[len("env."):]: v for k, v in params.items() if k.startswith("env.")}
+    lines += ["", "## Environment", "", "| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in sorted(env.items())]
+    command = f"make bench TASK={experiment}" if not smoke else f"make bench TASK={task} SMOKE=1"
+    lines += ["", "## Reproduce", "", "```", command, "```", "",
+              f"Per-run numbers: [runs.csv](runs.csv); the full configuration of each run is in its MLflow artifacts "
+              f"(`config.json`). Open them with `make ui`."]
+    return "\n".join(lines) + "\n"
+
+
+def _plots(tracker, per_run, summary, primary, higher, out_dir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    models = summary[summary["kind"] == "model"]
+    key = f"test_{primary}"
+    if f"{key}_mean" in models and len(models):
+        for x_column, x_label, filename in (
+            ("params", "trainable parameters", "quality_vs_params.png"),
+            ("sec_per_epoch_mean", "seconds per epoch", "quality_vs_time.png"),
+        ):
+            if x_column not in models:
+                continue
+            fig, ax = plt.subplots(figsize=(6, 4))
+            ax.errorbar(models[x_column], models[f"{key}_mean"], yerr=models[f"{key}_ci95"].fillna(0), fmt="o")
+            for _, row in models.iterrows():
+                ax.annotate(row["model"], (row[x_column], row[f"{key}_mean"]), fontsize=8,
+                            xytext=(4, 4), textcoords="offset points")
+            for _, row in summary[summary["kind"] == "baseline"].iterrows():
+                ax.axhline(row[f"{key}_mean"], linestyle="--", color="0.6")
+                ax.annotate(row["model"], (ax.get_xlim()[0], row[f"{key}_mean"]), fontsize=7, color="0.4")
+            ax.set_xlabel(x_label)
+            ax.set_ylabel(f"{key} ({'higher' if higher else 'lower'} is better)")
+            fig.tight_layout()
+            _atomic_write(out_dir / filename, lambda p: fig.savefig(p, dpi=100, format="png"))
+            plt.close(fig)
+            made.append(filename)
+    model_runs = per_run[per_run["kind"] == "model"]
+    if len(model_runs):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for model, group in model_runs.groupby("model"):
+            curves = [np.array([v for _, v in tracker.metric_history(r, "val_loss")]) for r in group["run_id"]]
+            curves = [c for c in curves if len(c)]
+            if not curves:
+                continue
+            length = min(len(c) for c in curves)
+            stacked = np.stack([c[:length] for c in curves])
+            epochs = np.arange(1, length + 1)
+            ax.plot(epochs, stacked.mean(axis=0), label=model)
+            if len(curves) > 1:
+                ax.fill_between(epochs, stacked.min(axis=0), stacked.max(axis=0), alpha=0.15)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation loss (mean over seeds, band: min-max)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        _atomic_write(out_dir / "learning_curves.png", lambda p: fig.savefig(p, dpi=100, format="png"))
+        plt.close(fig)
+        made.append("learning_curves.png")
+    return made

@@ -1,0 +1,98 @@
+"""The contract between a task and everything else: a frozen `TaskSpec`.
+
+A task loader returns one; model builders read `inputs` and `outputs` to shape the network, and the runner reads the
+rest to compile, train, evaluate and log. Nothing else passes between a task and a model.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+# Head kinds a model builder must support.
+#   classification: one label per sequence (many-to-one), logits (batch, num_classes)
+#   causal_steps:   one label per step, step t may only see steps <= t (language model), logits (batch, T, num_classes)
+#   ctc:            per-frame logits (batch, T', num_classes + 1) with the CTC blank at index 0; may look both ways
+#   forecast:       the next `horizon` values of `targets` series, (batch, horizon, targets)
+HEAD_KINDS = ("classification", "causal_steps", "ctc", "forecast")
+INPUT_KINDS = ("tokens", "features")
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """What a batch of `x` looks like."""
+
+    kind: str  # "tokens": int ids, 0 is padding when `masked`; "features": float (batch, T, feature_dim)
+    vocab_size: Optional[int] = None  # tokens only: ids lie in [0, vocab_size)
+    feature_dim: Optional[int] = None  # features only
+    length: Optional[int] = None  # fixed number of timesteps, or None when batches are padded to their own length
+    masked: bool = False  # right padding present: token id 0, or a feature frame that is all `pad_value`
+    pad_value: float = 0.0
+
+    def __post_init__(self):
+        if self.kind not in INPUT_KINDS:
+            raise ValueError(f"InputSpec.kind must be one of {INPUT_KINDS}, got {self.kind!r}")
+        if self.kind == "tokens" and not self.vocab_size:
+            raise ValueError("InputSpec(kind='tokens') needs vocab_size")
+        if self.kind == "features" and not self.feature_dim:
+            raise ValueError("InputSpec(kind='features') needs feature_dim")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputSpec:
+    """What the model must produce."""
+
+    head: str
+    num_classes: Optional[int] = None  # classification / causal_steps: classes; ctc: labels, blank not counted
+    horizon: Optional[int] = None  # forecast: steps ahead
+    targets: int = 1  # forecast: values predicted per step
+
+    def __post_init__(self):
+        if self.head not in HEAD_KINDS:
+            raise ValueError(f"OutputSpec.head must be one of {HEAD_KINDS}, got {self.head!r}")
+        if self.head != "forecast" and not self.num_classes:
+            raise ValueError(f"OutputSpec(head={self.head!r}) needs num_classes")
+        if self.head == "forecast" and not self.horizon:
+            raise ValueError("OutputSpec(head='forecast') needs horizon")
+
+    @property
+    def causal(self) -> bool:
+        """True when a prediction for step t must not depend on later steps."""
+        return self.head == "causal_steps"
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """Everything the runner needs from a task. Datasets yield batched `(x, y)` pairs.
+
+    Hooks are optional plain callables:
+      evaluate(model) -> {name: value}: extra test metrics the compiled metrics cannot compute (e.g. CER after
+          decoding, errors on reconstructed prices). Names carry no prefix; the runner logs them as `test_<name>`.
+      callbacks() -> [keras.callbacks.Callback]: extra callbacks, e.g. one that adds `val_cer` to the epoch logs.
+      artifacts(model, out_dir) -> None: writes task-specific files (plots, samples, tables) into `out_dir`.
+    """
+
+    name: str
+    inputs: InputSpec
+    outputs: OutputSpec
+    train: Any  # tf.data.Dataset
+    val: Any
+    test: Any
+    loss: Any
+    metrics: Sequence[Any] = ()
+    primary_metric: str = "loss"  # the leaderboard's sort key, without prefix (e.g. "rmse", "accuracy")
+    higher_is_better: bool = False
+    monitor: str = "val_loss"  # picks the best epoch; lower is better
+    baselines: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
+    dataset: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # name, version or sha256, split sizes
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the resolved loader options
+    evaluate: Optional[Callable[[Any], Mapping[str, float]]] = None
+    callbacks: Optional[Callable[[], list]] = None
+    artifacts: Optional[Callable[[Any, Path], None]] = None
+    notes: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # extra params logged with every run
+
+    def example_batch(self):
+        """One `(x, y)` test batch as NumPy arrays (for signatures, latency and plots)."""
+        for x, y in self.test.take(1).as_numpy_iterator():
+            return x, y
+        raise ValueError(f"task {self.name!r}: the test split is empty")

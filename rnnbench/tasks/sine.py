@@ -1,0 +1,132 @@
+"""Forecasting a noisy sum of sines: the task that needs no downloaded data.
+
+The series is sum_k a_k sin(2 pi t / p_k + phase_k) plus Gaussian noise of known sigma. Windows of `input_len` steps
+predict the next `horizon` steps. Because the noise is unpredictable, the best possible RMSE is about sigma, so
+`rmse_over_noise` (RMSE / sigma) reads as "how close to perfect": 1.0 is as good as the noise allows.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rnnbench import forecasting
+from rnnbench.errors import UserError
+from rnnbench.registry import register_task
+from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
+
+
+def make_series(steps: int, periods, amplitudes, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(noisy series, clean series), each (steps,) float32. Phases are drawn from `seed`."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps, dtype=np.float64)
+    phases = rng.uniform(0, 2 * np.pi, size=len(periods))
+    clean = sum(a * np.sin(2 * np.pi * t / p + phi) for a, p, phi in zip(amplitudes, periods, phases))
+    noisy = clean + rng.normal(0.0, noise, size=steps)
+    return noisy.astype(np.float32), clean.astype(np.float32)
+
+
+def _error_metrics(y_true, y_pred, noise: float) -> dict:
+    rmse = forecasting.rmse(y_true, y_pred)
+    return {"loss": float(np.mean((np.asarray(y_true, np.float64) - y_pred) ** 2)), "rmse": rmse,
+            "mae": forecasting.mae(y_true, y_pred), "rmse_over_noise": rmse / noise}
+
+
+def _dataset(x, y, batch_size, shuffle_seed=None):
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+@register_task("sine")
+def load(
+    *,
+    batch_size: int = 64,
+    seed: int = 0,
+    steps: int = 12000,
+    periods: tuple[float, ...] = (40.0, 23.0, 11.0),
+    amplitudes: tuple[float, ...] = (1.0, 0.5, 0.25),
+    noise: float = 0.1,
+    input_len: int = 64,
+    horizon: int = 8,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+) -> TaskSpec:
+    """Noisy sine forecasting.
+
+    Args:
+      seed: draws the phases and the noise (the data seed, not the model seed).
+      steps: length of the whole series before splitting.
+      periods, amplitudes: one entry per sine component.
+      noise: standard deviation of the Gaussian noise, the floor of any forecaster's RMSE.
+      input_len, horizon: steps seen and steps predicted by each window.
+      val_fraction, test_fraction: the last parts of the series, in time order; no window crosses a boundary.
+    """
+    if len(periods) != len(amplitudes) or not periods:
+        raise UserError(f"task.periods and task.amplitudes need the same non-zero length, got {periods} and {amplitudes}")
+    if noise <= 0:
+        raise UserError(f"task.noise must be > 0 (it is the RMSE yardstick), got {noise}")
+    if min(input_len, horizon, steps) < 1:
+        raise UserError("task.steps, task.input_len and task.horizon must be >= 1")
+    series, _ = make_series(steps, periods, amplitudes, noise, seed)
+    train_part, val_part, test_part = forecasting.chronological_split(
+        steps, (1.0 - val_fraction - test_fraction, val_fraction, test_fraction)
+    )
+    splits = {name: forecasting.make_windows(series[part], input_len, horizon)
+              for name, part in (("train", train_part), ("val", val_part), ("test", test_part))}
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = splits["train"], splits["val"], splits["test"]
+
+    autoregressive = forecasting.LinearAutoregressive().fit(x_train, y_train)
+    baselines = {
+        "persistence": _error_metrics(y_test, forecasting.persistence_forecast(x_test, horizon), noise),
+        "linear_ar": _error_metrics(y_test, autoregressive.predict(x_test), noise),
+    }
+
+    def evaluate(model) -> dict:
+        prediction = model.predict(x_test, batch_size=batch_size, verbose=0)
+        return _error_metrics(y_test, prediction, noise)
+
+    def artifacts(model, out_dir: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        picks = np.linspace(0, len(x_test) - 1, 3).astype(int)
+        prediction = model.predict(x_test[picks], verbose=0)
+        fig, axes = plt.subplots(len(picks), 1, figsize=(8, 2.2 * len(picks)), sharex=True)
+        for ax, i, pred in zip(axes, picks, prediction):
+            ax.plot(range(input_len), x_test[i, :, 0], color="0.5", label="input")
+            ax.plot(range(input_len, input_len + horizon), y_test[i, :, 0], "k.-", label="actual")
+            ax.plot(range(input_len, input_len + horizon), pred[:, 0], "r.-", label="forecast")
+        axes[0].legend(loc="upper left", fontsize=8)
+        axes[-1].set_xlabel("step")
+        fig.suptitle(f"{model.name}: test windows")
+        fig.tight_layout()
+        fig.savefig(out_dir / "forecasts.png", dpi=100)
+        plt.close(fig)
+
+    options = dict(seed=seed, steps=steps, periods=tuple(periods), amplitudes=tuple(amplitudes), noise=noise,
+                   input_len=input_len, horizon=horizon, val_fraction=val_fraction, test_fraction=test_fraction)
+    return TaskSpec(
+        name="sine",
+        inputs=InputSpec("features", feature_dim=1, length=input_len),
+        outputs=OutputSpec("forecast", horizon=horizon, targets=1),
+        train=_dataset(x_train, y_train, batch_size, shuffle_seed=seed),
+        val=_dataset(x_val, y_val, batch_size),
+        test=_dataset(x_test, y_test, batch_size),
+        loss=keras.losses.MeanSquaredError(),
+        metrics=(keras.metrics.RootMeanSquaredError(name="rmse"), keras.metrics.MeanAbsoluteError(name="mae")),
+        primary_metric="rmse",
+        higher_is_better=False,
+        baselines=baselines,
+        dataset={"name": "synthetic_sine", "sha256": hashlib.sha256(series.tobytes()).hexdigest(),
+                 "train_windows": len(x_train), "val_windows": len(x_val), "test_windows": len(x_test)},
+        options=options,
+        evaluate=evaluate,
+        artifacts=artifacts,
+    )

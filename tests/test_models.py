@@ -1,0 +1,143 @@
+"""Every registered model on every head kind: shapes, masks, causality, training, save/load, parameter budgets."""
+import numpy as np
+import pytest
+
+import keras
+
+from rnnbench import models
+from rnnbench.registry import get_model, list_models
+from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
+
+
+def _spec(inputs, outputs, loss):
+    return TaskSpec(name="tiny", inputs=inputs, outputs=outputs, train=None, val=None, test=None, loss=loss)
+
+
+HEADS = {
+    "classification": _spec(InputSpec("tokens", vocab_size=40, masked=True), OutputSpec("classification", num_classes=3),
+                            keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
+    "causal_steps": _spec(InputSpec("tokens", vocab_size=20, length=10), OutputSpec("causal_steps", num_classes=20),
+                          keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
+    "ctc": _spec(InputSpec("features", feature_dim=6, masked=True), OutputSpec("ctc", num_classes=4), models.ctc_loss),
+    "forecast": _spec(InputSpec("features", feature_dim=2, length=16), OutputSpec("forecast", horizon=3, targets=2),
+                      keras.losses.MeanSquaredError()),
+}
+
+
+def _batch(spec, rng, batch=4, steps=10):
+    """Inputs with the last examples right-padded where the task is masked, and matching targets."""
+    if spec.inputs.kind == "tokens":
+        x = rng.integers(1, spec.inputs.vocab_size, size=(batch, spec.inputs.length or steps)).astype("int32")
+    else:
+        x = rng.normal(size=(batch, spec.inputs.length or steps, spec.inputs.feature_dim)).astype("float32")
+    if spec.inputs.masked:
+        x[2:, steps - 3:] = 0
+    head = spec.outputs
+    if head.head == "classification":
+        y = rng.integers(0, head.num_classes, size=(batch,))
+    elif head.head == "causal_steps":
+        y = rng.integers(0, head.num_classes, size=x.shape[:2])
+    elif head.head == "ctc":
+        y = np.zeros((batch, 3), dtype="int32")
+        y[:, :2] = rng.integers(1, head.num_classes + 1, size=(batch, 2))
+    else:
+        y = rng.normal(size=(batch, head.horizon, head.targets)).astype("float32")
+    return x, y
+
+
+CASES = [(m, h) for m in list_models() for h in HEADS]
+
+
+@pytest.mark.parametrize("model_name,head", CASES)
+def test_builder_on_head(model_name, head, tmp_path):
+    spec = HEADS[head]
+    builder = get_model(model_name)
+    if head == "causal_steps" and model_name.startswith("bi_"):
+        with pytest.raises(models.IncompatibleModelError, match="causal"):
+            builder(spec, units=6)
+        return
+    keras.utils.set_random_seed(0)
+    model = models.compile_model(builder(spec, units=6, attention_units=8, attention_heads=2), spec, learning_rate=0.01)
+    rng = np.random.default_rng(0)
+    x, y = _batch(spec, rng)
+    out = np.asarray(model(x, training=False))
+
+    # Output shape per head kind.
+    expected = {"classification": (4, 3), "causal_steps": (4, 10, 20), "ctc": (4, 10, 5), "forecast": (4, 3, 2)}
+    assert out.shape == expected[head]
+    assert np.isfinite(out).all()
+
+    if spec.inputs.masked:
+        # Padding never changes the output: the same sequences with extra padding give the same real outputs.
+        longer = np.concatenate([x, np.zeros_like(x[:, :5])], axis=1)
+        out_longer = np.asarray(model(longer, training=False))
+        if head == "ctc":
+            np.testing.assert_allclose(out_longer[:, :10], out, atol=1e-5)
+            blank = out_longer[:, 10:]
+            assert (blank.argmax(-1) == 0).all()  # padded frames predict the blank
+        else:
+            np.testing.assert_allclose(out_longer, out, atol=1e-5)
+        # Changing what lies under the padding changes nothing either.
+        noisy = x.copy()
+        if spec.inputs.kind == "tokens":
+            noisy[2:, 7:] = 0
+        np.testing.assert_allclose(np.asarray(model(noisy, training=False)), out, atol=1e-5)
+    if head == "causal_steps":
+        # Causality: changing step 6 onwards leaves the outputs of steps 0-5 unchanged.
+        changed = x.copy()
+        changed[:, 6:] = (changed[:, 6:] % (spec.inputs.vocab_size - 1)) + 1
+        np.testing.assert_allclose(np.asarray(model(changed, training=False))[:, :6], out[:, :6], atol=1e-5)
+
+    # One training step changes every trainable weight.
+    before = [np.array(w) for w in model.trainable_weights]
+    loss = model.train_on_batch(x, y)
+    loss = loss[0] if isinstance(loss, (list, tuple)) else loss
+    assert np.isfinite(loss)
+    unchanged = [w.path for w, b in zip(model.trainable_weights, before) if np.array_equal(np.array(w), b)]
+    assert not unchanged, f"weights not updated by a training step: {unchanged}"
+
+    # .keras save/load gives identical predictions.
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(np.asarray(restored(x, training=False)), np.asarray(model(x, training=False)), atol=1e-6)
+
+
+@pytest.mark.parametrize("model_name", list_models())
+def test_param_budget_within_five_percent(model_name):
+    spec = HEADS["forecast"]
+    for budget in (5_000, 40_000):
+        model = get_model(model_name)(spec, param_budget=budget)
+        assert abs(models.count_trainable(model) - budget) <= 0.05 * budget
+
+
+def test_param_budget_too_small_is_refused():
+    with pytest.raises(models.IncompatibleModelError, match="too small"):
+        models.lstm(HEADS["classification"], param_budget=100)
+
+
+def test_attention_weights_read_back():
+    spec = HEADS["classification"]
+    x, _ = _batch(spec, np.random.default_rng(1))
+    weights = models.attention_weights(models.lstm_attention(spec, units=6), x)
+    assert weights.shape == (4, 10)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
+    assert np.all(weights[2:, 7:] < 1e-6)  # no attention on padding
+    assert models.attention_weights(models.lstm(spec, units=6), x) is None
+
+
+def test_ctc_loss_matches_hand_computed_value():
+    # Two frames, one label "1": paths (1,1), (0,1), (1,0) -> p = p1a*p1b + p0a*p1b + p1a*p0b.
+    logits = np.log(np.array([[[0.3, 0.7], [0.6, 0.4]]], dtype="float32"))
+    expected = -np.log(0.7 * 0.4 + 0.3 * 0.4 + 0.7 * 0.6)
+    loss = np.asarray(models.ctc_loss(np.array([[1, 0]]), logits))
+    np.testing.assert_allclose(loss, [expected], rtol=1e-5)
+
+
+def test_cudnn_report_explains_ineligible_layers():
+    spec = HEADS["ctc"]
+    eligible = models.cudnn_report(models.bi_lstm(spec, units=4))
+    assert eligible and all(row["cudnn_eligible"] for row in eligible)
+    report = models.cudnn_report(models.gru(spec, units=4, recurrent_dropout=0.2))
+    assert not report[0]["cudnn_eligible"] and "recurrent_dropout" in report[0]["why_not"]
+    assert "no cuDNN kernel" in models.cudnn_report(models.simple_rnn(spec, units=4))[0]["why_not"]
