@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="override an option: task.<name>, model.<name>, train.<name> (repeatable)")
     bench.add_argument("--smoke", action="store_true", help="the experiment's small, quick variant")
     bench.add_argument("--results-dir", default="results", help="where reports go (default: results)")
+    bench.add_argument("--resume", action="store_true",
+                       help="continue interrupted runs from their last finished epoch (finished runs are always skipped)")
 
     commands.add_parser("list", help="list tasks, models and experiments")
 
@@ -62,7 +64,7 @@ def _bench(args) -> int:
                                      seeds=args.seeds, epochs=args.epochs, sets=args.sets)
     from rnnbench.runner import bench
 
-    outcome = bench(resolved, results_dir=args.results_dir)
+    outcome = bench(resolved, results_dir=args.results_dir, resume=args.resume)
     print(f"rnnbench: {outcome['finished']} runs finished, {outcome['skipped']} skipped (already in the store), "
           f"{outcome['failed']} failed; report: {outcome['report_dir']}")
     return 1 if outcome["failed"] else 0

@@ -35,6 +35,13 @@ TRAIN_TYPES = {"epochs": int, "batch_size": int, "learning_rate": float, "clipno
 SECTIONS = {"task": "task_options", "model": "model_options", "train": "train"}
 
 
+def data_path(*parts: str) -> Optional[str]:
+    """A file under `RNNBENCH_DATA_DIR` (the folder of datasets on this machine), for experiment configs; None if
+    the variable is unset, so the task asks for the file instead of guessing a path."""
+    root = os.environ.get("RNNBENCH_DATA_DIR")
+    return str(Path(root, *parts)) if root else None
+
+
 def experiments_dir() -> Path:
     """`RNNBENCH_EXPERIMENTS` or the `experiments/` folder of the source checkout."""
     return Path(os.environ.get("RNNBENCH_EXPERIMENTS") or Path(__file__).resolve().parents[1] / "experiments")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import statistics
 import tempfile
 import threading
@@ -41,16 +43,22 @@ def load_task(config: dict):
     return registry.get_task(config["task"])(batch_size=config["train"]["batch_size"], **config["task_options"])
 
 
+def model_options(model_name: str, config: dict) -> dict:
+    """The configured model options this builder accepts (options are validated against all builders of the grid)."""
+    accepted = configuration.option_types(registry.get_model(model_name))
+    return {k: v for k, v in config["model_options"].items() if k in accepted}
+
+
 def build_model(spec, model_name: str, config: dict) -> keras.Model:
     train = config["train"]
-    model = registry.get_model(model_name)(spec, **config["model_options"])
+    model = registry.get_model(model_name)(spec, **model_options(model_name, config))
     jit = {"auto": "auto", "true": True, "false": False}[str(train["jit_compile"]).lower()]
     return zoo.compile_model(model, spec, learning_rate=train["learning_rate"], clipnorm=train["clipnorm"] or None,
                              jit_compile=jit)
 
 
 def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Optional[str] = None,
-          echo: Callable[[str], None] = print) -> dict:
+          echo: Callable[[str], None] = print, resume: bool = False) -> dict:
     """Runs every (model, seed) of `config` not already finished in the store, then writes the report.
 
     Returns {"parent_run_id", "finished", "skipped", "failed", "report_dir"}. Ctrl-C or SIGTERM marks the current run
@@ -59,7 +67,7 @@ def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Op
     tracker = tracking.Tracker(config["task"], tracking_uri)
     spec = load_task(config)
     for model_name in config["models"]:  # a refused or mis-sized model fails now, not an hour into the grid
-        registry.get_model(model_name)(spec, **config["model_options"])
+        registry.get_model(model_name)(spec, **model_options(model_name, config))
     environment = describe_environment()
     config_hash = configuration.config_hash(config)
     parent_id = tracker.start_run(
@@ -85,11 +93,13 @@ def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Op
                 continue
             try:
                 train_one(spec, config, model_name, seed, tracker, parent_id, environment,
-                          progress.callback(index, model_name, seed))
+                          progress.callback(index, model_name, seed), resume=resume)
                 outcome["finished"] += 1
-            except (TrainingDiverged, tf.errors.ResourceExhaustedError, MemoryError) as error:
+            except UserError:
+                raise  # the same mistake would fail every run: stop the grid and say what to fix
+            except Exception as error:  # the run is marked FAILED with its reason; the grid goes on
                 outcome["failed"] += 1
-                echo(f"[{index}/{len(grid)}] {model_name} seed={seed} FAILED: {error}")
+                echo(f"[{index}/{len(grid)}] {model_name} seed={seed} FAILED: {type(error).__name__}: {error}")
     except KeyboardInterrupt:
         status = "KILLED"
         echo("rnnbench: interrupted; the current run is marked KILLED, finished runs are kept. "
@@ -109,8 +119,12 @@ def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Op
 
 
 def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.Tracker, parent_id: str,
-              environment: dict, progress: keras.callbacks.Callback) -> str:
-    """Trains and evaluates one (model, seed) into a child run; returns its run id."""
+              environment: dict, progress: keras.callbacks.Callback, resume: bool = False) -> str:
+    """Trains and evaluates one (model, seed) into a child run; returns its run id.
+
+    Every epoch is checkpointed; with `resume`, a run killed earlier continues from its last finished epoch (weights,
+    optimizer state, best epoch so far) in a new MLflow run that repeats the earlier epochs' metrics.
+    """
     train = config["train"]
     run_id = tracker.start_run(
         f"{model_name}-seed{seed}",
@@ -120,6 +134,7 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
         parent_id=parent_id,
     )
     memory = PeakMemory()
+    checkpoint = EpochCheckpoint(checkpoint_dir() / configuration.run_key(config, model_name, seed))
     try:
         set_seed(seed)
         model = build_model(spec, model_name, config)
@@ -130,10 +145,20 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
         best = BestWeights(spec.monitor, patience=train["patience"], max_minutes=train["max_minutes"])
         timer, guard = EpochTimer(), NaNGuard()
         logger = EpochLogger(tracker, run_id)
+        initial_epoch, earlier = 0, {}
+        if resume and checkpoint.exists():
+            model, initial_epoch, earlier = checkpoint.restore(best, timer)
+            tracker.set_tags(run_id, {"resumed_from_epoch": initial_epoch})
+            for step, logs in enumerate(_rows(earlier)):
+                logger.on_epoch_end(step, logs)
+        else:
+            checkpoint.clear()
         extra = list(spec.callbacks()) if spec.callbacks else []
         with memory:
-            history = model.fit(spec.train, validation_data=spec.val, epochs=train["epochs"], verbose=0,
-                                callbacks=[*extra, guard, best, timer, logger, progress])
+            history = model.fit(spec.train, validation_data=spec.val, epochs=train["epochs"], verbose=0, shuffle=False,
+                                initial_epoch=initial_epoch,
+                                callbacks=[*extra, guard, best, timer, logger, checkpoint.callback(best, timer),
+                                           progress])
             if guard.reason:
                 raise TrainingDiverged(guard.reason)
             best.restore(model)
@@ -141,6 +166,7 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
             if spec.evaluate:
                 test.update({f"test_{k}": float(v) for k, v in spec.evaluate(model).items()})
             latency = measure_latency(model, spec)
+        history = {k: list(earlier.get(k, [])) + list(v) for k, v in history.history.items()}
         samples = count_samples(spec.train)
         seconds = timer.seconds_per_epoch()
         summary = {
@@ -156,8 +182,9 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
             **{f"best_{k}": float(v) for k, v in best.best_logs.items() if k.startswith("val_")},
         }
         tracker.log_metrics(run_id, summary)
-        _log_run_artifacts(tracker, run_id, model, spec, config, model_name, seed, history.history, environment)
+        _log_run_artifacts(tracker, run_id, model, spec, config, model_name, seed, history, environment)
         tracker.end_run(run_id, "FINISHED")
+        checkpoint.clear()
         return run_id
     except KeyboardInterrupt:
         tracker.set_tags(run_id, {"failure_reason": "interrupted"})
@@ -276,6 +303,66 @@ class PeakMemory:
 
 # -- callbacks ---------------------------------------------------------------------------------------------------
 
+def checkpoint_dir() -> Path:
+    return Path(os.environ.get("RNNBENCH_CHECKPOINT_DIR", "checkpoints"))
+
+
+def _rows(history: dict) -> list[dict]:
+    length = max((len(v) for v in history.values()), default=0)
+    return [{k: v[i] for k, v in history.items() if i < len(v)} for i in range(length)]
+
+
+class EpochCheckpoint:
+    """The last finished epoch of one run on disk: model with optimizer state, best weights, history so far."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def exists(self) -> bool:
+        return (self.folder / "state.json").is_file()
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def callback(self, best: "BestWeights", timer: "EpochTimer") -> keras.callbacks.Callback:
+        checkpoint = self
+
+        class _Save(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.history = json.loads((checkpoint.folder / "state.json").read_text())["history"] \
+                    if checkpoint.exists() else {}
+
+            def on_epoch_end(self, epoch, logs=None):
+                for key, value in (logs or {}).items():
+                    self.history.setdefault(key, []).append(float(value))
+                checkpoint.save(self.model, epoch, best, timer, self.history)
+
+        return _Save()
+
+    def save(self, model, epoch: int, best: "BestWeights", timer: "EpochTimer", history: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        model.save(self.folder / "last.tmp.keras")
+        os.replace(self.folder / "last.tmp.keras", self.folder / "last.keras")
+        if best.best_weights is not None and best.best_epoch == epoch:
+            np.savez(self.folder / "best.tmp.npz", *best.best_weights)
+            os.replace(self.folder / "best.tmp.npz", self.folder / "best.npz")
+        state = {"epoch": epoch, "best": best.best, "best_epoch": best.best_epoch, "best_logs": best.best_logs,
+                 "durations": timer.durations, "history": history}
+        (self.folder / "state.tmp.json").write_text(json.dumps(state, default=float))
+        os.replace(self.folder / "state.tmp.json", self.folder / "state.json")
+
+    def restore(self, best: "BestWeights", timer: "EpochTimer"):
+        """(model, first epoch still to run, history of the finished epochs); fills `best` and `timer`."""
+        state = json.loads((self.folder / "state.json").read_text())
+        model = keras.models.load_model(self.folder / "last.keras")
+        best.best, best.best_epoch, best.best_logs = state["best"], state["best_epoch"], state["best_logs"]
+        if (self.folder / "best.npz").is_file():
+            with np.load(self.folder / "best.npz") as saved:
+                best.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        timer.restored = list(state["durations"])
+        return model, state["epoch"] + 1, state["history"]
+
+
 class NaNGuard(keras.callbacks.Callback):
     """Stops training at the first non-finite loss and remembers why."""
 
@@ -324,8 +411,10 @@ class BestWeights(keras.callbacks.Callback):
 
 
 class EpochTimer(keras.callbacks.Callback):
+    restored: list[float] = []  # durations of epochs finished before a resume
+
     def on_train_begin(self, logs=None):
-        self.durations: list[float] = []
+        self.durations: list[float] = list(self.restored)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -399,11 +488,12 @@ def plot_learning_curve(history: dict, metric: str, path: Path, title: str = "")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n for n in ("loss", metric) if n in history]
+    names = [n for n in ("loss", metric) if n in history or f"val_{n}" in history]
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names):
-        epochs = range(1, len(history[name]) + 1)
-        ax.plot(epochs, history[name], label=f"train {name}")
+        epochs = range(1, len(history.get(name) or history[f"val_{name}"]) + 1)
+        if name in history:
+            ax.plot(epochs, history[name], label=f"train {name}")
         if f"val_{name}" in history:
             ax.plot(epochs, history[f"val_{name}"], label=f"val {name}")
         ax.set_xlabel("epoch")

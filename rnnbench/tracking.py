@@ -6,6 +6,7 @@ folder, with artifacts in `mlartifacts/` beside it, so nothing has to be started
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -52,6 +53,22 @@ def check_reachable(uri: Optional[str] = None, timeout: float = 3.0) -> None:
             raise UserError(f"MLflow store {uri}: folder {folder} does not exist; create it or fix MLFLOW_TRACKING_URI")
 
 
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """An exclusive file lock beside a local SQLite store (no-op for other stores)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    with open(uri[len("sqlite:///"):] + ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _flatten(prefix: str, value: Any, out: dict) -> dict:
     if isinstance(value, Mapping):
         for key, inner in value.items():
@@ -68,16 +85,14 @@ class Tracker:
     def __init__(self, task: str, uri: Optional[str] = None):
         self.uri = uri or tracking_uri()
         check_reachable(self.uri)
-        self.client = MlflowClient(tracking_uri=self.uri)
         name = experiment_name(task)
-        experiment = self.client.get_experiment_by_name(name)
-        if experiment is None:
-            try:
+        with _store_lock(self.uri):  # two processes creating one SQLite store race in its schema migration
+            self.client = MlflowClient(tracking_uri=self.uri)
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
                 self.experiment_id = self.client.create_experiment(name, artifact_location=self._artifact_location(name))
-            except Exception:  # another process created it between our look-up and create
-                self.experiment_id = self.client.get_experiment_by_name(name).experiment_id
-        else:
-            self.experiment_id = experiment.experiment_id
+            else:
+                self.experiment_id = experiment.experiment_id
 
     def _artifact_location(self, name: str) -> Optional[str]:
         if self.uri.startswith("sqlite:///"):
@@ -186,6 +201,8 @@ class Tracker:
 def load_model(run_id: str, uri: Optional[str] = None):
     """The Keras model logged with run `run_id`."""
     import mlflow.keras
+
+    import rnnbench.models  # noqa: F401  (registers the custom layers the saved model refers to)
 
     mlflow.set_tracking_uri(uri or tracking_uri())
     try:

@@ -1,0 +1,90 @@
+"""End to end: a tiny grid into a temporary MLflow store, its runs, metrics, artifacts and report; resume; determinism."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnbench import config, runner, tracking
+from rnnbench.cli import main
+
+TINY = ["task.steps=600", "task.input_len=16", "task.horizon=2", "model.units=4", "train.batch_size=32"]
+
+
+@pytest.fixture
+def tiny_bench(tmp_path, mlflow_store):
+    results = tmp_path / "results"
+    argv = ["bench", "--task", "sine", "--models", "lstm,gru", "--seeds", "0,1", "--epochs", "1",
+            "--results-dir", str(results)] + [a for s in TINY for a in ("--set", s)]
+    assert main(argv) == 0
+    return argv, results, mlflow_store
+
+
+def test_bench_logs_runs_metrics_artifacts_and_report(tiny_bench):
+    argv, results, uri = tiny_bench
+    tracker = tracking.Tracker("sine", uri)
+    runs = tracker.child_runs()
+    models = [r for r in runs if r["tags"]["kind"] == "model"]
+    baselines = [r for r in runs if r["tags"]["kind"] == "baseline"]
+    assert sorted((r["tags"]["model"], r["tags"]["seed"]) for r in models) == [
+        ("gru", "0"), ("gru", "1"), ("lstm", "0"), ("lstm", "1")]
+    assert sorted(r["tags"]["model"] for r in baselines) == ["linear_ar", "persistence"]
+    assert all(r["status"] == "FINISHED" for r in runs)
+    parent = tracker.latest_parent()
+    assert all(r["tags"]["task"] == "sine" for r in runs)
+
+    run = models[0]
+    for metric in ("test_rmse", "test_mae", "test_rmse_over_noise", "params", "sec_per_epoch",
+                   "train_samples_per_sec", "latency_ms_per_batch", "peak_rss_mb", "val_loss", "train_loss"):
+        assert np.isfinite(run["metrics"][metric]), metric
+    assert tracker.metric_history(run["run_id"], "val_rmse")  # per-epoch validation metric
+    params = run["params"]
+    for key in ("train.epochs", "task_options.noise", "model_options.units", "env.tensorflow", "env.keras",
+                "env.python", "env.device", "env.cpu_count", "env.git_commit", "env.git_dirty", "env.cuda",
+                "dataset.sha256", "dataset.train_windows"):
+        assert key in params, key
+    artifacts = {a.path for a in tracker.client.list_artifacts(run["run_id"])}
+    assert {"config.json", "environment.json", "learning_curve.png", "cudnn_report.json", "task"} <= artifacts
+    logged = json.loads(tracking.download_artifact(run["run_id"], "config.json", uri).read_text())
+    assert logged["models"] == [run["tags"]["model"]] and logged["train"]["epochs"] == 1
+    model = tracking.load_model(run["run_id"], uri)  # MLflow 3 keeps logged models beside the run artifacts
+    assert model.output_shape == (None, 2, 1)
+    assert parent.data.tags["config_hash"] == run["tags"]["config_hash"]
+
+    summary = pd.read_csv(results / "sine" / "summary.csv")
+    assert list(summary.columns[:2]) == ["model", "kind"]
+    assert {"test_rmse_mean", "test_rmse_std", "test_rmse_ci95", "params", "sec_per_epoch_mean", "runs"} <= set(summary)
+    assert set(summary["model"]) == {"lstm", "gru", "persistence", "linear_ar"}
+    assert summary.set_index("model").loc["lstm", "runs"] == 2
+    assert set(summary.set_index("model")["kind"]) == {"model", "baseline"}
+    readme = (results / "sine" / "README.md").read_text()
+    assert "| lstm |" in readme and "make bench TASK=sine" in readme and "## Environment" in readme
+    for plot in ("quality_vs_params.png", "quality_vs_time.png", "learning_curves.png"):
+        assert (results / "sine" / plot).stat().st_size > 1000
+
+
+def test_rerun_resumes_without_counting_twice(tiny_bench, capsys):
+    argv, results, uri = tiny_bench
+    assert main(argv) == 0
+    assert "4 skipped" in capsys.readouterr().out
+    summary = pd.read_csv(results / "sine" / "summary.csv").set_index("model")
+    assert summary.loc["lstm", "runs"] == 2 and summary.loc["persistence", "runs"] == 1
+    assert main(["report", "--task", "sine", "--results-dir", str(results)]) == 0
+
+
+def _train_once(seed):
+    resolved = config.resolve(task="sine", models="lstm", seeds=str(seed), epochs=2, sets=TINY)
+    spec = runner.load_task(resolved)
+    runner.set_seed(seed)
+    model = runner.build_model(spec, "lstm", resolved)
+    model.fit(spec.train, validation_data=spec.val, epochs=2, verbose=0)
+    return model.evaluate(spec.test, verbose=0, return_dict=True), [np.array(w) for w in model.weights]
+
+
+def test_same_seed_same_numbers_other_seed_other_weights():
+    metrics_a, weights_a = _train_once(0)
+    metrics_b, weights_b = _train_once(0)
+    _, weights_c = _train_once(1)
+    assert metrics_a == metrics_b
+    assert all(np.array_equal(a, b) for a, b in zip(weights_a, weights_b))
+    assert not all(np.array_equal(a, c) for a, c in zip(weights_a, weights_c))
