@@ -12,9 +12,9 @@ CONFIG = {
     "task": "sine",
     "models": ["simple_rnn", "lstm", "gru", "lstm_attention", "gru_attention", "bi_lstm"],
     "seeds": [0, 1, 2],
-    "task_options": {"steps": 12000, "noise": 0.1, "input_len": 64, "horizon": 8},
+    "task_options": {"steps": 12000, "noise": 0.1, "input_len": 32, "horizon": 8},
     "model_options": {"param_budget": 12_000},
-    "train": {"epochs": 12, "batch_size": 64, "learning_rate": 3e-3, "patience": 4},
+    "train": {"epochs": 30, "batch_size": 64, "learning_rate": 3e-3, "patience": 6, "reduce_lr_patience": 2},
 }
 
 SMOKE = {

@@ -29,9 +29,10 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "patience": 0,  # early stopping on the task's monitor; 0 turns it off
     "jit_compile": "auto",  # "auto", "true" or "false": Keras's XLA switch
     "max_minutes": 0.0,  # stop training a run after this many minutes (0: no limit); the best epoch still counts
+    "reduce_lr_patience": 0,  # halve the learning rate after this many epochs without improvement (0: never)
 }
 TRAIN_TYPES = {"epochs": int, "batch_size": int, "learning_rate": float, "clipnorm": float, "patience": int,
-               "jit_compile": str, "max_minutes": float}
+               "jit_compile": str, "max_minutes": float, "reduce_lr_patience": int}
 SECTIONS = {"task": "task_options", "model": "model_options", "train": "train"}
 
 
@@ -203,7 +204,7 @@ def validate(config: dict) -> dict:
             raise UserError(f"train.{option} must be >= 1, got {train[option]}")
     if train["learning_rate"] <= 0:
         raise UserError(f"train.learning_rate must be > 0, got {train['learning_rate']}")
-    for option in ("patience", "clipnorm", "max_minutes"):
+    for option in ("patience", "clipnorm", "max_minutes", "reduce_lr_patience"):
         if train[option] < 0:
             raise UserError(f"train.{option} must be >= 0, got {train[option]}")
     if str(train["jit_compile"]).lower() not in ("auto", "true", "false"):

@@ -154,6 +154,9 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
         else:
             checkpoint.clear()
         extra = list(spec.callbacks()) if spec.callbacks else []
+        if train["reduce_lr_patience"]:
+            extra.append(keras.callbacks.ReduceLROnPlateau(spec.monitor, factor=0.5, min_lr=1e-5,
+                                                           patience=train["reduce_lr_patience"]))
         with memory:
             history = model.fit(spec.train, validation_data=spec.val, epochs=train["epochs"], verbose=0, shuffle=False,
                                 initial_epoch=initial_epoch,
@@ -438,7 +441,7 @@ class EpochLogger(keras.callbacks.Callback):
         self.tracker, self.run_id = tracker, run_id
 
     def on_epoch_end(self, epoch, logs=None):
-        named = {(k if k.startswith("val_") or k == "epoch_seconds" else f"train_{k}"): float(v)
+        named = {(k if k.startswith("val_") or k in ("epoch_seconds", "learning_rate") else f"train_{k}"): float(v)
                  for k, v in (logs or {}).items() if isinstance(v, (int, float, np.floating)) or np.ndim(v) == 0}
         self.tracker.log_metrics(self.run_id, named, step=epoch)
 
