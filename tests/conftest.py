@@ -19,7 +19,8 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def mlflow_store(tmp_path, monkeypatch):
-    """A fresh SQLite MLflow store in a temporary folder, used through MLFLOW_TRACKING_URI."""
+    """A fresh SQLite MLflow store (and checkpoint folder) in a temporary folder, used through the environment."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("RNNBENCH_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     return uri

@@ -11,13 +11,19 @@ from rnnbench.cli import main
 TINY = ["task.steps=600", "task.input_len=16", "task.horizon=2", "model.units=4", "train.batch_size=32"]
 
 
-@pytest.fixture
-def tiny_bench(tmp_path, mlflow_store):
-    results = tmp_path / "results"
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory):
+    """One tiny grid (2 models x 2 seeds x 1 epoch) into a fresh store, shared by the tests of this module."""
+    folder = tmp_path_factory.mktemp("bench")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    results = folder / "results"
     argv = ["bench", "--task", "sine", "--models", "lstm,gru", "--seeds", "0,1", "--epochs", "1",
             "--results-dir", str(results)] + [a for s in TINY for a in ("--set", s)]
-    assert main(argv) == 0
-    return argv, results, mlflow_store
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("RNNBENCH_CHECKPOINT_DIR", str(folder / "checkpoints"))
+        assert main(argv) == 0
+        yield argv, results, uri
 
 
 def test_bench_logs_runs_metrics_artifacts_and_report(tiny_bench):
@@ -65,6 +71,7 @@ def test_bench_logs_runs_metrics_artifacts_and_report(tiny_bench):
 
 def test_rerun_resumes_without_counting_twice(tiny_bench, capsys):
     argv, results, uri = tiny_bench
+    capsys.readouterr()
     assert main(argv) == 0
     assert "4 skipped" in capsys.readouterr().out
     summary = pd.read_csv(results / "sine" / "summary.csv").set_index("model")
