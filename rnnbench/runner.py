@@ -177,6 +177,7 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
             "params": params,
             "best_epoch": best.best_epoch + 1,
             "epochs_run": len(timer.durations),
+            "time_capped": float(best.time_capped),
             "sec_per_epoch": seconds,
             "first_epoch_sec": timer.durations[0],
             "train_samples_per_sec": samples / seconds,
@@ -391,6 +392,7 @@ class BestWeights(keras.callbacks.Callback):
         super().__init__()
         self.monitor, self.patience, self.max_minutes = monitor, patience, max_minutes
         self.best, self.best_epoch, self.best_logs, self.best_weights = math.inf, -1, {}, None
+        self.time_capped = False
 
     def on_train_begin(self, logs=None):
         self._start = time.monotonic()
@@ -407,6 +409,7 @@ class BestWeights(keras.callbacks.Callback):
             self.model.stop_training = True
         if self.max_minutes and time.monotonic() - self._start > self.max_minutes * 60:
             self.model.stop_training = True
+            self.time_capped = True  # logged: a capped run's epoch count depends on the machine's speed
 
     def restore(self, model: keras.Model) -> None:
         if self.best_weights is not None:
