@@ -6,7 +6,6 @@ exits with 130 after marking its current run KILLED and writing the report for w
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys

@@ -162,7 +162,7 @@ def _readme(task, summary, failed, primary, higher, run, config_hash, plots, not
     command = f"make bench TASK={experiment}" if not smoke else f"make bench TASK={task} SMOKE=1"
     lines += ["", "## Reproduce", "", "```", command, "```", "",
               f"Per-run numbers: [runs.csv](runs.csv); the full configuration of each run is in its MLflow artifacts "
-              f"(`config.json`). Open them with `make ui`."]
+              "(`config.json`). Open them with `make ui`."]
     return "\n".join(lines) + "\n"
 
 

@@ -28,7 +28,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -38,6 +37,7 @@ import tensorflow as tf
 
 from rnnbench.errors import DataError, UserError
 from rnnbench.registry import register_task
+from rnnbench.tfds_data import prepared_builder
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
 
 TFDS_NAME = "tiny_shakespeare"
@@ -154,23 +154,7 @@ def _missing_tfds_remedy() -> str:
 
 def read_tfds_splits(download: bool) -> tuple[dict[str, str], dict]:
     """({"train", "val", "test"} -> text, identity) of tfds tiny_shakespeare, from TFDS_DATA_DIR read at call time."""
-    import tensorflow_datasets as tfds
-
-    # tfds reads TFDS_DATA_DIR once, at import; reading it here honours a value set later in the same process.
-    data_dir = os.environ.get("TFDS_DATA_DIR") or None
-    where = data_dir or "tfds's default folder ~/tensorflow_datasets (TFDS_DATA_DIR is not set)"
-    builder = tfds.builder(TFDS_NAME, data_dir=data_dir)
-    if not builder.is_prepared():
-        if not download:
-            raise DataError(f"tfds dataset {TFDS_NAME} is not in {where} and task.download is false; "
-                            + _missing_tfds_remedy())
-        try:
-            builder.download_and_prepare()
-        except Exception as error:  # any failure to fetch or build means the same thing to the user
-            raise DataError(
-                f"tfds dataset {TFDS_NAME} is not in {where} and could not be downloaded "
-                f"({type(error).__name__}: {str(error)[:300]}); " + _missing_tfds_remedy()
-            ) from None
+    builder = prepared_builder(TFDS_NAME, download, _missing_tfds_remedy())
     texts = {}
     for ours, theirs in (("train", "train"), ("val", "validation"), ("test", "test")):
         try:
@@ -359,7 +343,6 @@ def generate(model: keras.Model, vocab: CharVocab, prompt: str, length: int, tem
 
 def generate_from_run(run_id: str, prompt: str, length: int, temperature: float, seed: int = 0) -> str:
     """Samples the char_lm model logged with MLflow run `run_id` (its model and its `task/vocab.json`)."""
-    import rnnbench.models  # noqa: F401  registers the zoo's custom layers, which loading the model needs
     from rnnbench import tracking
 
     vocab = CharVocab.load(tracking.download_artifact(run_id, VOCAB_ARTIFACT))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 from pathlib import Path
 
 import keras
@@ -28,6 +27,7 @@ import tensorflow as tf
 from rnnbench import text as textlib
 from rnnbench.errors import DataError, UserError
 from rnnbench.registry import register_task
+from rnnbench.tfds_data import prepared_builder
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
 
 TFDS_NAME = "imdb_reviews"
@@ -61,22 +61,7 @@ def _missing_tfds_remedy() -> str:
 
 def read_tfds(download: bool) -> RawReviews:
     """imdb_reviews through tensorflow-datasets, from TFDS_DATA_DIR (read now, not at import) or tfds's default."""
-    import tensorflow_datasets as tfds
-
-    data_dir = os.environ.get("TFDS_DATA_DIR") or None
-    where = data_dir or "tfds's default folder ~/tensorflow_datasets (TFDS_DATA_DIR is not set)"
-    builder = tfds.builder(TFDS_NAME, data_dir=data_dir)
-    if not builder.is_prepared():
-        if not download:
-            raise DataError(f"tfds dataset {TFDS_NAME} is not in {where} and task.download is false; "
-                            + _missing_tfds_remedy())
-        try:
-            builder.download_and_prepare()
-        except Exception as error:  # any failure to fetch or build means the same thing to the user
-            raise DataError(
-                f"tfds dataset {TFDS_NAME} is not in {where} and could not be downloaded "
-                f"({type(error).__name__}: {str(error)[:300]}); " + _missing_tfds_remedy()
-            ) from None
+    builder = prepared_builder(TFDS_NAME, download, _missing_tfds_remedy())
     splits = {}
     for split in ("train", "test"):
         texts: list[str] = []
