@@ -131,7 +131,7 @@ def _task_notes(task: str, summary: pd.DataFrame) -> str:
 def _readme(task, summary, failed, primary, higher, run, config_hash, plots, notes) -> str:
     params, tags = run.data.params, run.data.tags
     experiment = tags.get("experiment") or task
-    smoke = "_smoke" in experiment
+    smoke = tags.get("smoke") == "True"
     test_metrics = [c[: -len("_mean")] for c in summary.columns
                     if c.startswith("test_") and c.endswith("_mean") and c != f"test_{primary}_mean"]
     header = ["model", "kind", f"test_{primary} (mean ± 95% CI)", *test_metrics, "params", "sec/epoch", "runs"]
@@ -161,8 +161,9 @@ def _readme(task, summary, failed, primary, higher, run, config_hash, plots, not
     lines += ["", "## Environment", "", "| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in sorted(env.items())]
     command = f"make bench TASK={experiment}" if not smoke else f"make bench TASK={task} SMOKE=1"
     lines += ["", "## Reproduce", "", "```", command, "```", "",
-              f"Per-run numbers: [runs.csv](runs.csv); the full configuration of each run is in its MLflow artifacts "
-              "(`config.json`). Open them with `make ui`."]
+              f"Data locations, expected results and hardware: `experiments/{experiment}.py`. Per-run numbers: "
+              "[runs.csv](runs.csv); the full configuration of each run is in its MLflow artifacts (`config.json`), "
+              "which `make ui` shows."]
     return "\n".join(lines) + "\n"
 
 

@@ -130,7 +130,7 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
         f"{model_name}-seed{seed}",
         {"rnnbench_role": "child", "kind": "model", "task": config["task"], "model": model_name, "seed": seed,
          "config_hash": configuration.config_hash(config), "run_key": configuration.run_key(config, model_name, seed),
-         "experiment": config["experiment"], **_ranking_tags(spec)},
+         "experiment": config["experiment"], "smoke": config["smoke"], **_ranking_tags(spec)},
         parent_id=parent_id,
     )
     memory = PeakMemory()
