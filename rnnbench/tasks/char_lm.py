@@ -38,6 +38,7 @@ import tensorflow as tf
 from rnnbench.errors import DataError, UserError
 from rnnbench.registry import register_task
 from rnnbench.tfds_data import prepared_builder
+from rnnbench.tasks._pipeline import array_dataset
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
 
 TFDS_NAME = "tiny_shakespeare"
@@ -374,13 +375,6 @@ def _check_options(batch_size, seq_len, train_stride, max_train_chars, max_eval_
         raise UserError(f"task.sample_temperature must be a finite number >= 0, got {sample_temperature}")
 
 
-def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
 @register_task("char_lm")
 def load(
     *,
@@ -472,9 +466,9 @@ def load(
         name="char_lm",
         inputs=InputSpec("tokens", vocab_size=vocab.size, length=seq_len, masked=False),
         outputs=OutputSpec("causal_steps", num_classes=vocab.size),
-        train=_batches(*windows["train"], batch_size, shuffle_seed=seed),
-        val=_batches(*windows["val"], batch_size),
-        test=_batches(*windows["test"], batch_size),
+        train=array_dataset(*windows["train"], batch_size, shuffle_seed=seed),
+        val=array_dataset(*windows["val"], batch_size),
+        test=array_dataset(*windows["test"], batch_size),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=(BitsPerCharacter(), Perplexity()),
         primary_metric="bpc",

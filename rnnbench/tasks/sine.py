@@ -11,11 +11,11 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from rnnbench import forecasting
 from rnnbench.errors import UserError
 from rnnbench.registry import register_task
+from rnnbench.tasks._pipeline import array_dataset
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
 
 
@@ -33,13 +33,6 @@ def _error_metrics(y_true, y_pred, noise: float) -> dict:
     rmse = forecasting.rmse(y_true, y_pred)
     return {"loss": float(np.mean((np.asarray(y_true, np.float64) - y_pred) ** 2)), "rmse": rmse,
             "mae": forecasting.mae(y_true, y_pred), "rmse_over_noise": rmse / noise}
-
-
-def _dataset(x, y, batch_size, shuffle_seed=None):
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 @register_task("sine")
@@ -116,9 +109,9 @@ def load(
         name="sine",
         inputs=InputSpec("features", feature_dim=1, length=input_len),
         outputs=OutputSpec("forecast", horizon=horizon, targets=1),
-        train=_dataset(x_train, y_train, batch_size, shuffle_seed=seed),
-        val=_dataset(x_val, y_val, batch_size),
-        test=_dataset(x_test, y_test, batch_size),
+        train=array_dataset(x_train, y_train, batch_size, shuffle_seed=seed),
+        val=array_dataset(x_val, y_val, batch_size),
+        test=array_dataset(x_test, y_test, batch_size),
         loss=keras.losses.MeanSquaredError(),
         metrics=(keras.metrics.RootMeanSquaredError(name="rmse"), keras.metrics.MeanAbsoluteError(name="mae")),
         primary_metric="rmse",

@@ -42,6 +42,7 @@ import pandas as pd
 from rnnbench import forecasting
 from rnnbench.errors import DataError, UserError
 from rnnbench.registry import register_task
+from rnnbench.tasks._pipeline import array_dataset
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
 
 TARGETS = ("log_return", "scaled_price")
@@ -655,7 +656,6 @@ def load(
       ma_window: days averaged by the moving-average baseline (at most input_len + 1).
     """
     import keras
-    import tensorflow as tf
 
     for option, value, low in (("batch_size", batch_size, 1), ("input_len", input_len, 1), ("horizon", horizon, 1),
                                ("folds", folds, 1), ("ma_window", ma_window, 1)):
@@ -688,10 +688,7 @@ def load(
         )
 
     def dataset(windows: Windows, shuffle: bool):
-        ds = tf.data.Dataset.from_tensor_slices((windows.x, windows.y))
-        if shuffle:
-            ds = ds.shuffle(len(windows), seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return array_dataset(windows.x, windows.y, batch_size, shuffle_seed=seed if shuffle else None)
 
     test_baselines = baseline_prices(problem, problem.test, ma_window)
     baselines = {
