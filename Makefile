@@ -31,6 +31,10 @@ test: $(STAMP)
 list: $(STAMP)
 	$(BIN)/rnnbench list
 
+# Speed measurements (throughput, runner overhead, pipeline, padding, kernels, FLOP/s) into results/perf/.
+perf: $(STAMP)
+	$(BIN)/python -m rnnbench.perf
+
 ui: $(STAMP)
 	$(BIN)/rnnbench ui
 

@@ -109,7 +109,8 @@ def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Op
         tracker.end_run(parent_id, status)
         from rnnbench.report import write_report
 
-        report_dir = Path(results_dir) / (config["task"] + ("_smoke" if config["smoke"] else ""))
+        # One folder per experiment (the task's own experiment shares its name), so variants never overwrite.
+        report_dir = Path(results_dir) / ((config["experiment"] or config["task"]) + ("_smoke" if config["smoke"] else ""))
         try:
             write_report(config["task"], tracker=tracker, config_hash=config_hash, out_dir=report_dir, echo=echo)
             outcome["report_dir"] = str(report_dir)

@@ -20,8 +20,8 @@ Features: MFCCs with librosa (audio at another rate is resampled to `sample_rate
 mean/variance normalisation, cached on disk by `rnnbench.audio`. AN4 ships cepstra, so only `deltas` and `normalize`
 apply to it. Batches are padded per batch with 0.0 frames (no real frame is ever all 0.0) and bucketed by length.
 
-Metrics: the model's CTC loss; `cer` and `wer` after greedy decoding on validation every epoch (a callback, also the
-early-stopping monitor) and on test at the end, with `beam_cer` / `beam_wer` after beam search on test. The
+Metrics: the model's CTC loss; `cer` and `wer` after greedy decoding on validation every epoch (a callback; by
+default also what picks the best epoch, see `monitor`) and on test at the end, with `beam_cer` / `beam_wer` after beam search on test. The
 leaderboard key is `wer` for word-label datasets (digits, yesno) and `cer` for character-label ones (an4, csv).
 Baselines: an empty output, and the most frequent training transcript for every test utterance.
 """
@@ -57,6 +57,7 @@ FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 YESNO_NAME = re.compile(r"^[01](_[01])*\.wav$")
 TRANSCRIPTION_LINE = re.compile(r"^(?P<text>.*?)\s*\((?P<id>[^()\s]+)\)\s*$")
 SENTENCE_MARKERS = {"<s>", "</s>", "<sil>"}
+MONITORS = ("error_rate", "loss")
 DIGIT_GAP_MS = (80, 300)  # silence between the clips of a connected-digits utterance, drawn uniformly
 DIGIT_EDGE_MS = (0, 150)  # silence before the first and after the last clip
 DITHER = 1e-4  # amplitude of the noise in those silences, far below the recordings' own noise floor
@@ -98,9 +99,9 @@ def read_mfc(path: Path, coefficients: int = AN4_COEFFICIENTS) -> np.ndarray:
     return values
 
 
-def _read_text(path: Path, what: str) -> str:
+def _read_text(path: Path, what: str, option: str = "task.data_dir") -> str:
     if not path.is_file():
-        raise DataError(f"{path}: {what} not found; check task.data_dir")
+        raise DataError(f"{path}: {what} not found; check {option}")
     try:
         return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -247,7 +248,7 @@ def read_tfds_spoken_digit(download: bool) -> DigitClips:
 
 def read_csv_list(data_file: Path) -> list[tuple[Path, str, str]]:
     """(audio path, transcript, split or "") per row of a `path,transcript[,split]` CSV."""
-    text = _read_text(data_file, "transcript CSV")
+    text = _read_text(data_file, "transcript CSV", "task.data_file")
     if not text.strip():
         raise DataError(f"{data_file}: the file is empty; it needs a header 'path,transcript' and one row per clip")
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -615,6 +616,7 @@ def load(
     limit: int | None = None,
     beam_width: int = 16,
     val_decode_limit: int = 256,
+    monitor: str = "error_rate",
 ) -> TaskSpec:
     """Speech recognition with CTC.
 
@@ -637,9 +639,13 @@ def load(
       limit: at most this many utterances per split (seeded), for quick runs.
       beam_width: beam search width for the `beam_*` test metrics.
       val_decode_limit: validation utterances decoded each epoch for `val_cer` / `val_wer` (seeded sample).
+      monitor: what picks the best epoch: "error_rate" (val_wer or val_cer, as the leaderboard key) or "loss"
+        (val_loss; smoother when the validation set is so small that many epochs tie at the same error rate).
     """
     if dataset not in DATASETS:
         raise UserError(f"task.dataset must be one of {DATASETS}, got {dataset!r}")
+    if monitor not in MONITORS:
+        raise UserError(f"task.monitor must be one of {MONITORS}, got {monitor!r}")
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 < value < 1.0:
             raise UserError(f"task.{name} must be between 0 and 1, got {value}")
@@ -763,7 +769,7 @@ def load(
                    sample_rate=settings.sample_rate, n_mfcc=n_mfcc, n_mels=n_mels, win_ms=win_ms, hop_ms=hop_ms,
                    deltas=deltas, normalize=normalize, val_fraction=val_fraction, test_fraction=test_fraction,
                    max_digits=max_digits, train_utterances=train_utterances, eval_utterances=eval_utterances,
-                   limit=limit, beam_width=beam_width, val_decode_limit=val_decode_limit)
+                   limit=limit, beam_width=beam_width, val_decode_limit=val_decode_limit, monitor=monitor)
     frames = {k: int(sum(len(u.features) for u in v)) for k, v in splits.items()}
     return TaskSpec(
         name="speech",
@@ -776,7 +782,7 @@ def load(
         metrics=(),
         primary_metric=primary,
         higher_is_better=False,
-        monitor=f"val_{primary}",
+        monitor=f"val_{primary}" if monitor == "error_rate" else "val_loss",
         baselines=_baselines(train, test),
         dataset={**identity, **{f"{k}_utterances": len(v) for k, v in splits.items()},
                  **{f"{k}_frames": n for k, n in frames.items()}},

@@ -1,0 +1,145 @@
+"""The performance tool: a --quick run writes every section, its README and plots, and compares with the last run;
+the counting helpers behind its figures (real timesteps, padding, recurrent FLOPs, comparisons) on known inputs."""
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from rnnbench import perf
+from rnnbench.models import lstm
+from rnnbench.spec import InputSpec
+
+
+def test_quick_run_measures_every_section_and_compares_with_the_previous_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("RNNBENCH_DATA_DIR", raising=False)  # so stock has no data and must be skipped, with why
+    out = tmp_path / "perf"
+    out.mkdir()
+    previous = [perf.Row(*perf.SIZES_KEY, 1.0), perf.Row("task", "sine", "lstm", "params", 196.0, ""),
+                perf.Row("task", "sine", "lstm", "median_step_ms", 1e9, "ms")]
+    perf.write_csv(previous, out / "perf.csv")
+
+    assert perf.main(["--quick", "--out", str(out), "--tasks", "sine,stock"]) == 0
+
+    printed = capsys.readouterr().out
+    assert "perf: stock skipped:" in printed and "RNNBENCH_DATA_DIR" in printed
+    # The previous run had half the parameters and absurdly slow steps: ratio 2 and a marked improvement.
+    assert "compared with" in printed
+    assert any("params" in line and "x2" in line for line in printed.splitlines())
+    assert any("median_step_ms" in line and "better" in line for line in printed.splitlines())
+
+    with (out / "perf.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == perf.CSV_COLUMNS
+    assert all(math.isfinite(float(r["value"])) for r in rows)
+    sections = {r["section"] for r in rows}
+    assert {"task", "overhead", "pipeline", "kernel", "flops", "matmul"} <= sections
+    figures = {(r["section"], r["item"], r["variant"], r["metric"]): float(r["value"]) for r in rows}
+    for key in [("task", "sine", "lstm", m) for m in ("train_samples_per_s", "computed_timesteps_per_s",
+                                                      "median_step_ms", "first_step_s", "latency_ms_per_batch",
+                                                      "latency_ms_per_sample")] + [
+            ("overhead", "sine", "runner/plain", "throughput_ratio"),
+            ("pipeline", "sine", "pipeline/cached", "throughput_ratio"),
+            ("kernel", "lstm", "no_xla, masked", "median_step_ms"),
+            ("flops", "lstm probe", perf.RUNNER_SETTINGS, "achieved_flops")]:
+        assert figures[key] > 0, key
+    assert figures[("kernel", "lstm", "no_xla, masked", "xla_used")] == 0.0
+    assert not any(r["item"] == "stock" for r in rows)
+
+    readme = (out / "README.md").read_text()
+    for heading in ("## Findings", "## Runner overhead", "## Input pipeline", "## Kernel choices", "## Physical limit",
+                    "## GPU", "## Compared with the previous run", "## Environment"):
+        assert heading in readme, heading
+    assert "load average (1/5/15 min) at start" in readme and "skipped stock" in readme
+    for plot in ("kernels.png", "tasks.png"):
+        assert (out / plot).stat().st_size > 1000
+    assert not list(out.glob(".*"))  # atomic writes leave no temporary files
+
+    # --render redraws the same README from perf.csv and perf.json, without measuring.
+    (out / "README.md").unlink()
+    assert perf.main(["--render", "--out", str(out)]) == 0
+    assert (out / "README.md").read_text() == readme
+
+
+def test_render_without_an_earlier_run_says_what_to_do(tmp_path, capsys):
+    assert perf.main(["--render", "--out", str(tmp_path)]) == 2
+    assert "run `python -m rnnbench.perf` first" in capsys.readouterr().err
+
+
+def test_a_quick_run_is_not_compared_with_a_full_one():
+    full = [perf.Row(*perf.SIZES_KEY, 0.0), perf.Row("task", "sine", "lstm", "params", 1.0)]
+    quick = [perf.Row(*perf.SIZES_KEY, 1.0), perf.Row("task", "sine", "lstm", "params", 2.0)]
+    assert perf.compare(full, quick) == []
+    assert [c.ratio for c in perf.compare(quick, quick)] == [1.0]
+
+
+@pytest.mark.parametrize("unit, now, verdict", [("samples/s", 2.0, "better"), ("samples/s", 0.5, "worse"),
+                                                ("ms", 2.0, "worse"), ("fraction", 0.5, "better"),
+                                                ("ms", 1.05, ""), ("", 3.0, "")])
+def test_changes_are_judged_by_the_direction_of_their_unit(unit, now, verdict):
+    assert perf.Change(perf.Row("s", "i", "v", "m", now, unit), 1.0).verdict == verdict
+
+
+def test_an_unreadable_previous_csv_is_reported_and_ignored(tmp_path, capsys):
+    path = tmp_path / "perf.csv"
+    path.write_text("a,b\n1,2\n")
+    assert perf.read_csv(path) == []
+    assert "not compared" in capsys.readouterr().err
+
+
+def test_real_lengths_of_right_padded_tokens_and_frames():
+    tokens = np.array([[5, 3, 0, 0], [7, 0, 0, 0], [1, 2, 3, 4]])
+    assert perf.real_lengths(tokens, InputSpec("tokens", vocab_size=10, masked=True)).tolist() == [2, 1, 4]
+    frames = np.zeros((2, 3, 2), np.float32)
+    frames[0, :2] = 1.0
+    frames[1, 0, 1] = -1.0  # a frame is real when any feature differs from the padding value
+    spec = InputSpec("features", feature_dim=2, masked=True)
+    assert perf.real_lengths(frames, spec).tolist() == [2, 1]
+    assert perf.real_lengths(frames, InputSpec("features", feature_dim=2)).tolist() == [3, 3]
+
+
+def test_padding_without_buckets_pads_each_batch_to_its_longest_example():
+    import tensorflow as tf
+
+    spec = InputSpec("tokens", vocab_size=10, masked=True)
+    # Bucketed: a batch of two 2-token reviews and a batch of two 4-token ones, so nothing is padding.
+    short = tf.data.Dataset.from_tensor_slices((np.ones((2, 2), np.int32), np.arange(2))).batch(2)
+    long = tf.data.Dataset.from_tensor_slices((np.ones((2, 4), np.int32), np.arange(2, 4))).batch(2)
+    bucketed = perf.read_pass(short.concatenate(long), spec, keep_examples=True)
+    assert (bucketed.samples, bucketed.computed_steps, bucketed.real_steps) == (4, 12, 12)
+    assert bucketed.padded_fraction == 0.0
+    assert sorted(len(x) for x, _ in bucketed.examples) == [2, 2, 4, 4]
+    # One batch of all four pads the short ones to 4 tokens: 4 of 16 computed steps are padding.
+    mixed = perf.read_pass(perf.unbucketed_batches(bucketed.examples, spec, batch_size=4, seed=0), spec)
+    assert (mixed.samples, mixed.computed_steps, mixed.real_steps, mixed.batches) == (4, 16, 12, 1)
+    assert mixed.padded_fraction == pytest.approx(0.25)
+
+
+def test_recurrent_flops_count_both_kernels_of_every_gate():
+    spec = perf.kernel_probe_spec(features=5, timesteps=7, masked=False)
+    model = lstm(spec, units=3)
+    flops, stride = perf.recurrent_forward_flops(model)
+    assert flops == 2 * (5 + 3) * 4 * 3 and stride == 1
+    assert perf.training_flops(flops, timesteps=10) == 3 * 10 * flops
+
+
+@pytest.mark.parametrize("setting, message", [("sine.no_such_option=1", "has no option 'no_such_option'"),
+                                              ("sine.steps=many", "is not a valid int"),
+                                              ("imdb.max_length=10", "one of the measured tasks")])
+def test_task_settings_are_checked_before_anything_is_measured(tmp_path, capsys, setting, message):
+    assert perf.main(["--quick", "--out", str(tmp_path), "--set", setting]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "perf.csv").exists()
+
+
+def test_xla_is_used_when_asked_unless_op_determinism_is_on():
+    # The README's claim about the runner: with op determinism (runner.set_seed) Keras refuses jit_compile=True.
+    from tensorflow.python.framework import config as tf_config
+
+    was_deterministic = tf_config.is_op_determinism_enabled()
+    spec = perf.kernel_probe_spec(features=2, timesteps=3, masked=False)
+    try:
+        assert perf.compile_probe("gru", spec, units=2, jit_compile=True, deterministic=False).jit_compile is True
+        assert perf.compile_probe("gru", spec, units=2, jit_compile=True, deterministic=True).jit_compile is False
+    finally:
+        (tf_config.enable_op_determinism if was_deterministic else tf_config.disable_op_determinism)()
