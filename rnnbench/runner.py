@@ -234,6 +234,7 @@ def _log_baselines(tracker, spec, config, parent_id, environment) -> None:
 
 
 def _log_run_artifacts(tracker, run_id, model, spec, config, model_name, seed, history, environment) -> None:
+    x, _ = spec.example_batch()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         resolved = {**config, "models": [model_name], "seeds": [seed]}
@@ -244,7 +245,6 @@ def _log_run_artifacts(tracker, run_id, model, spec, config, model_name, seed, h
         model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
         (folder / "model_summary.txt").write_text("\n".join(lines))
         plot_learning_curve(history, spec.primary_metric, folder / "learning_curve.png", title=f"{model_name} seed {seed}")
-        x, _ = spec.example_batch()
         weights = zoo.attention_weights(model, x[:4])
         if weights is not None:
             plot_attention(weights, folder / "attention.png", title=model_name)
@@ -253,7 +253,6 @@ def _log_run_artifacts(tracker, run_id, model, spec, config, model_name, seed, h
             task_folder.mkdir()
             spec.artifacts(model, task_folder)
         tracker.log_artifacts(run_id, folder)
-    x, _ = spec.example_batch()
     tracker.log_keras_model(run_id, model, x, np.asarray(model.predict_on_batch(x)),
                             requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"])
 
