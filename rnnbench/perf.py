@@ -68,7 +68,7 @@ CHANGE_WORTH_FLAGGING = 0.10  # relative change against the previous run that th
 HIGHER_IS_BETTER_UNITS = {"samples/s", "timesteps/s", "batches/s", "FLOP/s", "x"}
 LOWER_IS_BETTER_UNITS = {"ms", "s", "fraction"}
 # Kernel variants: name -> (jit_compile, deterministic ops). XLA with deterministic ops does not exist: Keras refuses
-# jit_compile=True while TensorFlow's op determinism is on, which is why runner runs (set_seed) never use XLA.
+# jit_compile=True while TensorFlow's op determinism is on, so the runner switches determinism off when it uses XLA.
 KERNEL_VARIANTS = {"no_xla": (False, False), "xla": (True, False), "no_xla_deterministic": (False, True)}
 
 
@@ -537,10 +537,14 @@ def measure_runner_overhead(sizes: Sizes, out: Measurements, echo: Callable[[str
         for round_number in range(sizes.overhead_rounds):
             order = ["plain", "runner"] if round_number % 2 == 0 else ["runner", "plain"]
             for variant in order:
-                callbacks = runner_callbacks(spec, config["train"], Path(tmp) / f"run{round_number}") \
-                    if variant == "runner" else []
+                if variant == "runner":  # the runner's endless per-run stream and its callbacks
+                    data, steps = runner.training_stream(spec, 0)
+                    options = dict(callbacks=runner_callbacks(spec, config["train"], Path(tmp) / f"run{round_number}"),
+                                   steps_per_epoch=steps)
+                else:
+                    data, options = spec.train, {}
                 start = time.perf_counter()
-                model.fit(spec.train, epochs=1, verbose=0, callbacks=callbacks, **fit_options)
+                model.fit(data, epochs=1, verbose=0, **options, **fit_options)
                 seconds[variant].append(time.perf_counter() - start)
         checkpoint = runner.EpochCheckpoint(Path(tmp) / "save")
         best, timer = runner.BestWeights(), runner.EpochTimer()
@@ -757,10 +761,20 @@ def findings(out: Measurements) -> list[str]:
             if without is not None:
                 compile_costs.append(r.value - without)
     compile_cost = statistics.median(compile_costs) if compile_costs else None
-    if xla_fastest and all(xla_fastest):
-        lines.append("XLA is the fastest choice for every cell and mask measured, but `runner.set_seed` enables "
-                     "TensorFlow's op determinism, under which Keras turns `jit_compile=True` off (with a warning): "
-                     "runner runs never use XLA, whatever `train.jit_compile` says."
+    disagreements = []  # cells and masks where this run's evidence contradicts the runner's jit policy
+    for cell in out.items("kernel"):
+        for masked in (False, True):
+            mask = "masked" if masked else "unmasked"
+            with_xla = out.get("kernel", cell, f"xla, {mask}", "median_step_ms")
+            without = out.get("kernel", cell, f"no_xla, {mask}", "median_step_ms")
+            policy = runner.CPU_XLA_SPEEDUP.get((cell, masked))
+            if with_xla and without and policy is not None and (without / with_xla > 1.0) != (policy > 1.0):
+                disagreements.append(f"{cell} {mask} (measured {without / with_xla:.2f} x, table {policy:.2f} x)")
+    if xla_fastest:
+        lines.append("The runner's `train.jit_compile=auto` uses XLA on CPU for the cells and masks where "
+                     "`runner.CPU_XLA_SPEEDUP` says it is faster, switching op determinism off for those runs. "
+                     + ("This run agrees with that table everywhere." if not disagreements else
+                        "This run disagrees for " + "; ".join(disagreements) + ": update the table if it repeats.")
                      + (f" XLA's compilation adds a median {compile_cost:.1f} s to the first step, once per distinct "
                         "batch shape (bucketed tasks compile once per bucket)." if compile_cost is not None else ""))
     peak = max((r.value for r in out.rows if r.section == "matmul" and r.metric == "peak_flops"), default=None)
@@ -787,7 +801,7 @@ def readme(out: Measurements, environment: dict, changes: list[Change], baseline
         "## Per task: the reference model",
         "",
         "Each task's `lstm` with the model options of `experiments/<task>.py`, built and compiled as the runner does "
-        "(`runner.load_task`, `runner.build_model`: deterministic ops, so no XLA), trained on a slice of the task "
+        "(`runner.load_task`, `runner.build_model`, whose jit policy decides XLA), trained on a slice of the task "
         "(the experiment's SMOKE data options; an epoch is the slice's whole training split, or its first "
         "batches when it is longer). `first step` is the time from calling `fit` until the first batch has finished: "
         "iterator start, tracing, compilation. Throughput is the median epoch of the timed rounds after that; "
@@ -809,9 +823,10 @@ def readme(out: Measurements, environment: dict, changes: list[Change], baseline
         "## Runner overhead",
         "",
         "One compiled model, the same data and batches, one epoch per `fit` call, alternated (plain, runner, runner, "
-        "plain, ...) so a change in load hits both: a plain `model.fit(train, validation_data=val)` against the same "
-        "call with the callbacks `runner.train_one` passes (NaN guard, best weights with early stopping, epoch "
-        "timer, per-epoch checkpoint of model and optimizer, progress line) minus MLflow logging. The ratio is plain "
+        "plain, ...) so a change in load hits both: a plain `model.fit(train, validation_data=val)` against the "
+        "runner's way: its endless per-run training stream (`runner.training_stream`, `steps_per_epoch`) and the "
+        "callbacks `runner.train_one` passes (NaN guard, best weights with early stopping, epoch timer, per-epoch "
+        "checkpoint of model and optimizer, progress line) minus MLflow logging. The ratio is plain "
         f"epoch time / runner epoch time (1.0: no overhead; target >= {RUNNER_TARGET}).",
         "",
         *_section_table(out, "overhead", [("epoch_s", "epoch s"), ("train_samples_per_s", "samples/s"),
@@ -847,7 +862,7 @@ def readme(out: Measurements, environment: dict, changes: list[Change], baseline
         "Steady training-step time (median over the second epoch) per cell: `xla` is `jit_compile=True`, `no_xla` "
         "`jit_compile=False`, `no_xla_deterministic` adds TensorFlow's op determinism as `runner.set_seed` enables "
         "it. XLA with deterministic ops does not exist: Keras turns `jit_compile=True` off while op determinism is "
-        "on, so every runner run trains without XLA whatever `train.jit_compile` says. `xla_used` is what the "
+        "on, so the runner switches determinism off where its policy picks XLA. `xla_used` is what the "
         "compiled model really used; `first step` includes the XLA compilation.",
         "",
         *(f"- {value}" for key, value in out.facts.items() if key == "kernel setup"),

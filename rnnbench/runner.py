@@ -35,7 +35,48 @@ class TrainingDiverged(RuntimeError):
 def set_seed(seed: int) -> None:
     """One seed for Python, NumPy, TensorFlow and Keras, with deterministic TensorFlow ops."""
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    set_op_determinism(True)
+
+
+def set_op_determinism(enabled: bool) -> None:
+    """TensorFlow's deterministic-ops mode, which Keras treats as incompatible with XLA (it then drops jit_compile).
+
+    Without XLA it is what makes a seeded run repeat exactly. With XLA it is not needed on CPU: XLA compiles one
+    fixed program whose results repeat bit for bit (tests/test_reliability.py checks it across processes).
+    """
+    from tensorflow.python.framework import config as tf_config  # the public API can only switch it on
+
+    (tf.config.experimental.enable_op_determinism if enabled else tf_config.disable_op_determinism)()
+
+
+# Speed-up of one training step from XLA on CPU per (cell, masked input): step time with jit_compile=False divided
+# by step time with it, measured by `make perf` (results/perf/perf.csv, kernel rows) on the 2-core x86-64 CPU with
+# TensorFlow 2.21. Masks turn Keras's fused while-loop into per-step selects, which XLA fuses; an unmasked LSTM is
+# the one case where XLA's code is slower than TensorFlow's own kernel.
+CPU_XLA_SPEEDUP = {("simple_rnn", False): 1.03, ("simple_rnn", True): 2.20, ("lstm", False): 0.92,
+                   ("lstm", True): 1.97, ("gru", False): 2.80, ("gru", True): 2.30}
+_CELL_NAMES = {keras.layers.SimpleRNN: "simple_rnn", keras.layers.LSTM: "lstm", keras.layers.GRU: "gru"}
+
+
+def recurrent_cells(model: keras.Model) -> set:
+    """The recurrent layer kinds ("simple_rnn", "lstm", "gru") in `model`, bidirectional wrappers included."""
+    return {_CELL_NAMES[type(layer)] for layer in model._flatten_layers() if type(layer) in _CELL_NAMES}
+
+
+def use_xla(model: keras.Model, spec, setting: str = "auto") -> bool:
+    """`train.jit_compile`: "true" / "false" as given; "auto" picks per cell and device from measured evidence.
+
+    CPU: XLA when it speeds up every recurrent cell of the model for this input (masked or not), see
+    `CPU_XLA_SPEEDUP`. GPU: no XLA, so Keras keeps its fused cuDNN LSTM/GRU kernels (not measured here: no GPU
+    with TensorFlow was available). Models without recurrent layers follow Keras's own choice of no XLA.
+    """
+    setting = str(setting).lower()
+    if setting != "auto":
+        return setting == "true"
+    if tf.config.list_physical_devices("GPU"):
+        return False
+    cells = recurrent_cells(model)
+    return bool(cells) and all(CPU_XLA_SPEEDUP.get((cell, spec.inputs.masked), 0.0) > 1.0 for cell in cells)
 
 
 def load_task(config: dict):
@@ -50,11 +91,13 @@ def model_options(model_name: str, config: dict) -> dict:
 
 
 def build_model(spec, model_name: str, config: dict) -> keras.Model:
+    """The compiled model of one run. Switches TensorFlow's op determinism off exactly when XLA is used."""
     train = config["train"]
     model = registry.get_model(model_name)(spec, **model_options(model_name, config))
-    jit = {"auto": "auto", "true": True, "false": False}[str(train["jit_compile"]).lower()]
+    xla = use_xla(model, spec, train["jit_compile"])
+    set_op_determinism(not xla)
     return zoo.compile_model(model, spec, learning_rate=train["learning_rate"], clipnorm=train["clipnorm"] or None,
-                             jit_compile=jit)
+                             jit_compile=xla)
 
 
 def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Optional[str] = None,
@@ -119,6 +162,21 @@ def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Op
     return outcome
 
 
+def training_stream(spec, seed: int, initial_epoch: int = 0):
+    """(endless batches, batches per epoch) for one run, positioned at the start of `initial_epoch`.
+
+    Keras opens a new iterator on a finite dataset for every epoch, and each opening draws the next reshuffling
+    seed, so an epoch's order would depend on how many iterators came before it (in this process, in this Keras
+    version). One endless iterator over a fresh pipeline makes epoch e's order depend on (task seed, run seed, e)
+    alone; a resumed run skips the batches of the epochs it already has and sees the orders it would have seen.
+    """
+    steps = int(spec.training_data(seed).cardinality())
+    if steps < 0:  # unknown (e.g. length bucketing): count one pass of a separate copy
+        steps = sum(1 for _ in spec.training_data(seed))
+    stream = spec.training_data(seed).repeat()
+    return (stream.skip(initial_epoch * steps) if initial_epoch else stream), steps
+
+
 def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.Tracker, parent_id: str,
               environment: dict, progress: keras.callbacks.Callback, resume: bool = False) -> str:
     """Trains and evaluates one (model, seed) into a child run; returns its run id.
@@ -139,9 +197,10 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
     try:
         set_seed(seed)
         model = build_model(spec, model_name, config)
-        params = zoo.count_trainable(model)
-        tracker.log_params(run_id, {**_run_params(config, model_name, seed, spec), "env": environment})
-        tracker.set_tags(run_id, {"params": params})
+        params, xla = zoo.count_trainable(model), bool(model.jit_compile)
+        tracker.log_params(run_id, {**_run_params(config, model_name, seed, spec), "env": environment,
+                                    "xla": xla, "op_determinism": not xla})
+        tracker.set_tags(run_id, {"params": params, "xla": xla})
 
         best = BestWeights(spec.monitor, patience=train["patience"], max_minutes=train["max_minutes"])
         timer, guard = EpochTimer(), NaNGuard()
@@ -149,18 +208,20 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
         initial_epoch, earlier = 0, {}
         if resume and checkpoint.exists():
             model, initial_epoch, earlier = checkpoint.restore(best, timer)
+            model.jit_compile = xla  # as chosen for this run now, whatever the checkpoint's compile config says
             tracker.set_tags(run_id, {"resumed_from_epoch": initial_epoch})
             for step, logs in enumerate(_rows(earlier)):
                 logger.on_epoch_end(step, logs)
         else:
             checkpoint.clear()
+        train_data, steps_per_epoch = training_stream(spec, seed, initial_epoch)
         extra = list(spec.callbacks()) if spec.callbacks else []
         if train["reduce_lr_patience"]:
             extra.append(keras.callbacks.ReduceLROnPlateau(spec.monitor, factor=0.5, min_lr=1e-5,
                                                            patience=train["reduce_lr_patience"]))
         with memory:
-            history = model.fit(spec.train, validation_data=spec.val, epochs=train["epochs"], verbose=0, shuffle=False,
-                                initial_epoch=initial_epoch,
+            history = model.fit(train_data, validation_data=spec.val, epochs=train["epochs"], verbose=0, shuffle=False,
+                                initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
                                 callbacks=[*extra, guard, best, timer, logger, checkpoint.callback(best, timer),
                                            progress])
             if guard.reason:
@@ -171,7 +232,7 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
                 test.update({f"test_{k}": float(v) for k, v in spec.evaluate(model).items()})
             latency = measure_latency(model, spec)
         history = {k: list(earlier.get(k, [])) + list(v) for k, v in history.history.items()}
-        samples = count_samples(spec.train)
+        samples = count_samples(spec.training_data(seed))
         seconds = timer.seconds_per_epoch()
         summary = {
             **test,

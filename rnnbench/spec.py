@@ -90,6 +90,13 @@ class TaskSpec:
     callbacks: Optional[Callable[[], list]] = None
     artifacts: Optional[Callable[[Any, Path], None]] = None
     notes: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # extra params logged with every run
+    # run seed -> a new training pipeline. A tf.data shuffle advances its order with every pass over the *same*
+    # dataset object, so runs sharing `train` would see orders that depend on what trained before them.
+    train_for: Optional[Callable[[int], Any]] = None
+
+    def training_data(self, run_seed: int):
+        """The training batches of one run: their order depends on the task's seed, `run_seed` and the epoch only."""
+        return self.train_for(run_seed) if self.train_for else self.train
 
     def example_batch(self):
         """One `(x, y)` test batch as NumPy arrays (for signatures, latency and plots)."""

@@ -79,6 +79,25 @@ def test_rerun_resumes_without_counting_twice(tiny_bench, capsys):
     assert main(["report", "--task", "sine", "--results-dir", str(results)]) == 0
 
 
+def test_a_run_does_not_depend_on_the_runs_before_it(tiny_bench, tmp_path, monkeypatch):
+    argv, results, uri = tiny_bench
+    alone_uri = f"sqlite:///{tmp_path / 'alone.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", alone_uri)
+    alone_argv = [a for a in argv] + ["--results-dir", str(tmp_path / "results")]
+    alone_argv[alone_argv.index("--models") + 1] = "gru"  # gru seed 1 was the grid's last run; here it is the only one
+    alone_argv[alone_argv.index("--seeds") + 1] = "1"
+    assert main(alone_argv) == 0
+
+    def gru_seed1(store):
+        run = next(r for r in tracking.Tracker("sine", store).child_runs()
+                   if r["tags"].get("model") == "gru" and r["tags"]["seed"] == "1")
+        return run["metrics"]
+
+    in_grid, alone = gru_seed1(uri), gru_seed1(alone_uri)
+    for metric in ("train_loss", "val_loss", "test_rmse", "test_mae"):
+        assert in_grid[metric] == alone[metric], metric
+
+
 def _train_once(seed):
     resolved = config.resolve(task="sine", models="lstm", seeds=str(seed), epochs=2, sets=TINY)
     spec = runner.load_task(resolved)
@@ -95,3 +114,30 @@ def test_same_seed_same_numbers_other_seed_other_weights():
     assert metrics_a == metrics_b
     assert all(np.array_equal(a, b) for a, b in zip(weights_a, weights_b))
     assert not all(np.array_equal(a, c) for a, c in zip(weights_a, weights_c))
+
+
+@pytest.mark.parametrize("model_name,sets,expected", [
+    ("lstm", [], False),  # unmasked LSTM: XLA measured slower on CPU
+    ("gru", [], True),
+    ("bi_simple_rnn", [], True),
+    ("lstm", ["train.jit_compile=true"], True),
+    ("gru", ["train.jit_compile=false"], False),
+])
+def test_jit_policy_per_cell_and_determinism_follow_each_other(model_name, sets, expected):
+    from tensorflow.python.framework import config as tf_config
+
+    resolved = config.resolve(task="sine", models=model_name, seeds="0", epochs=1, sets=TINY + sets)
+    spec = runner.load_task(resolved)
+    model = runner.build_model(spec, model_name, resolved)
+    assert bool(model.jit_compile) is expected
+    assert tf_config.is_op_determinism_enabled() is (not expected)
+
+
+def test_jit_policy_uses_xla_for_masked_lstm():
+    from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
+
+    masked = TaskSpec(name="t", inputs=InputSpec("tokens", vocab_size=30, masked=True),
+                      outputs=OutputSpec("classification", num_classes=2), train=None, val=None, test=None, loss=None)
+    assert runner.recurrent_cells(runner.registry.get_model("bi_lstm")(masked, units=4)) == {"lstm"}
+    assert runner.use_xla(runner.registry.get_model("bi_lstm")(masked, units=4), masked)
+    assert runner.use_xla(runner.registry.get_model("lstm_attention")(masked, units=4), masked)

@@ -111,6 +111,18 @@ def test_param_budget_within_five_percent(model_name):
         assert abs(models.count_trainable(model) - budget) <= 0.05 * budget
 
 
+def test_param_budget_weights_depend_on_the_seed_only_not_on_the_remembered_width():
+    from rnnbench.models import recurrent
+
+    recurrent._BUDGET_WIDTHS.clear()
+    keras.utils.set_random_seed(3)
+    searched = models.gru(HEADS["forecast"], param_budget=6_000)  # searches the width, building throwaway models
+    keras.utils.set_random_seed(3)
+    remembered = models.gru(HEADS["forecast"], param_budget=6_000)  # width from the cache, one model built
+    assert len(recurrent._BUDGET_WIDTHS) == 1
+    assert all(np.array_equal(a, b) for a, b in zip(searched.get_weights(), remembered.get_weights()))
+
+
 def test_param_budget_too_small_is_refused():
     with pytest.raises(models.IncompatibleModelError, match="too small"):
         models.lstm(HEADS["classification"], param_budget=100)

@@ -17,7 +17,7 @@ TINY = ["--set", "task.steps=600", "--set", "task.input_len=16", "--set", "task.
 
 
 def _bench_command(results, *extra):
-    return [sys.executable, "-m", "rnnbench.cli", "bench", "--task", "sine", "--models", "lstm", "--seeds", "0,1",
+    return [sys.executable, "-m", "rnnbench.cli", "bench", "--task", "sine", "--models", "gru", "--seeds", "0,1",
             "--epochs", "2", "--results-dir", str(results), *TINY, *extra]
 
 
@@ -28,7 +28,7 @@ def test_sigterm_marks_killed_reports_and_resume_continues(tmp_path, mlflow_stor
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 300
     for line in process.stdout:  # stop it once the second run has finished one epoch
-        if line.startswith("[2/2] lstm seed=1 epoch 1/2") or time.monotonic() > deadline:
+        if line.startswith("[2/2] gru seed=1 epoch 1/2") or time.monotonic() > deadline:
             process.send_signal(signal.SIGTERM)
             break
     process.stdout.read()
@@ -36,11 +36,11 @@ def test_sigterm_marks_killed_reports_and_resume_continues(tmp_path, mlflow_stor
 
     tracker = tracking.Tracker("sine", mlflow_store)
     statuses = {(r["tags"]["model"], r["tags"]["seed"]): r["status"] for r in tracker.child_runs()}
-    assert statuses[("lstm", "0")] == "FINISHED"
-    assert statuses[("lstm", "1")] == "KILLED"  # never left RUNNING
+    assert statuses[("gru", "0")] == "FINISHED"
+    assert statuses[("gru", "1")] == "KILLED"  # never left RUNNING
     assert tracker.latest_parent().info.status == "KILLED"
     summary = pd.read_csv(results / "sine" / "summary.csv").set_index("model")
-    assert summary.loc["lstm", "runs"] == 1  # the report covers what finished
+    assert summary.loc["gru", "runs"] == 1  # the report covers what finished
     assert "KILLED" in (results / "sine" / "README.md").read_text()
 
     resumed = subprocess.run(_bench_command(results, "--resume"), capture_output=True, text=True, timeout=600)
@@ -53,8 +53,18 @@ def test_sigterm_marks_killed_reports_and_resume_continues(tmp_path, mlflow_stor
     assert seed1["tags"]["resumed_from_epoch"] == "1"
     assert len(tracker.metric_history(seed1["run_id"], "val_loss")) == 2  # the earlier epoch is carried over
     summary = pd.read_csv(results / "sine" / "summary.csv").set_index("model")
-    assert summary.loc["lstm", "runs"] == 2  # the killed attempt is not counted
+    assert summary.loc["gru", "runs"] == 2  # the killed attempt is not counted
     assert not any((tmp_path / "checkpoints").iterdir())  # checkpoints of finished runs are removed
+
+    # The resumed run ends where an uninterrupted one does: same weights, optimizer state and shuffle orders, and
+    # XLA (which the runner picks for a GRU on CPU, without op determinism) gives the same numbers in two processes.
+    assert seed1["tags"]["xla"] == "True"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'uninterrupted.db'}")
+    command = _bench_command(tmp_path / "uninterrupted", "--seeds", "1")[3:]  # the CLI's arguments; last --seeds wins
+    assert main(command) == 0
+    uninterrupted = next(r for r in tracking.Tracker("sine").child_runs() if r["tags"]["kind"] == "model")
+    for metric in ("train_loss", "val_loss", "test_rmse"):
+        assert seed1["metrics"][metric] == uninterrupted["metrics"][metric], metric
 
 
 @registry.register_model("always_nan")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import random
 from typing import Optional
 
 import keras
@@ -169,29 +170,51 @@ def count_trainable(model: keras.Model) -> int:
     return int(sum(int(keras.ops.size(w)) for w in model.trainable_weights))
 
 
+# (inputs, outputs, budget, options) -> units; the search builds a dozen models, so do it once per process.
+_BUDGET_WIDTHS: dict = {}
+
+
 def _fit_param_budget(spec: TaskSpec, budget: int, **options) -> keras.Model:
+    """The model whose width puts it nearest `budget` parameters; the width is searched once and remembered.
+
+    The search builds throwaway models, and Keras draws each unseeded initializer's seed from Python's `random`.
+    Its state is put back afterwards, so the returned model's weights depend on the caller's seed alone, whether
+    the width was searched now or remembered from before.
+    """
+    key = (spec.inputs, spec.outputs, budget, tuple(sorted(options.items())))
+    if key not in _BUDGET_WIDTHS:
+        state = random.getstate()
+        try:
+            _BUDGET_WIDTHS[key] = _search_width(spec, budget, options)
+        finally:
+            random.setstate(state)
+    return recurrent_model(spec, units=_BUDGET_WIDTHS[key], **options)
+
+
+def _search_width(spec: TaskSpec, budget: int, options: dict) -> int:
     """Binary search on `units` (parameters grow monotonically with width), then the closer of the two neighbours."""
 
-    def build(units):
-        return recurrent_model(spec, units=units, **options)
+    def size(units):
+        return count_trainable(recurrent_model(spec, units=units, **options))
 
     low, high = 1, 4096
-    if count_trainable(build(low)) > budget * 1.05:
+    if size(low) > budget * 1.05:
         raise IncompatibleModelError(
-            f"param_budget={budget} is too small: even units=1 needs {count_trainable(build(low))} parameters "
+            f"param_budget={budget} is too small: even units=1 needs {size(low)} parameters "
             "(embeddings and heads count too); raise the budget or shrink embedding_dim"
         )
     while high - low > 1:
         mid = (low + high) // 2
-        if count_trainable(build(mid)) <= budget:
+        if size(mid) <= budget:
             low = mid
         else:
             high = mid
-    best = min((build(low), build(high)), key=lambda m: abs(count_trainable(m) - budget))
-    error = abs(count_trainable(best) - budget) / budget
-    if error > 0.05:
+    best = min((low, high), key=lambda units: abs(size(units) - budget))
+    closest = size(best)
+    if abs(closest - budget) / budget > 0.05:
+        name = options.get("name") or options.get("cell")
         raise IncompatibleModelError(
-            f"no width puts {best.name} within 5% of param_budget={budget} (closest: {count_trainable(best)}); "
+            f"no width puts {name} within 5% of param_budget={budget} (closest: {closest}); "
             "change the budget or the number of layers"
         )
     return best

@@ -38,7 +38,7 @@ import tensorflow as tf
 from rnnbench.errors import DataError, UserError
 from rnnbench.registry import register_task
 from rnnbench.tfds_data import prepared_builder
-from rnnbench.tasks._pipeline import array_dataset
+from rnnbench.tasks._pipeline import array_dataset, run_shuffle_seed
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
 
 TFDS_NAME = "tiny_shakespeare"
@@ -467,6 +467,8 @@ def load(
         inputs=InputSpec("tokens", vocab_size=vocab.size, length=seq_len, masked=False),
         outputs=OutputSpec("causal_steps", num_classes=vocab.size),
         train=array_dataset(*windows["train"], batch_size, shuffle_seed=seed),
+        train_for=lambda run_seed: array_dataset(*windows["train"], batch_size,
+                                                 shuffle_seed=run_shuffle_seed(seed, run_seed)),
         val=array_dataset(*windows["val"], batch_size),
         test=array_dataset(*windows["test"], batch_size),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

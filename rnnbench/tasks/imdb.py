@@ -29,6 +29,7 @@ from rnnbench.errors import DataError, UserError
 from rnnbench.registry import register_task
 from rnnbench.tfds_data import prepared_builder
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
+from rnnbench.tasks._pipeline import run_shuffle_seed
 
 TFDS_NAME = "imdb_reviews"
 TRUNCATIONS = ("keep_end", "keep_start")
@@ -402,8 +403,8 @@ def load(
 
     boundaries = textlib.length_bucket_boundaries(np.asarray([len(s) for s in train_ids]), buckets)
 
-    def training_batches(bucket_boundaries):
-        return textlib.bucketed_batches(train_ids, train_labels, batch_size, bucket_boundaries, shuffle_seed=seed)
+    def training_batches(bucket_boundaries, shuffle_seed=seed):
+        return textlib.bucketed_batches(train_ids, train_labels, batch_size, bucket_boundaries, shuffle_seed)
 
     train_ds = training_batches(boundaries)
     val_ds, _ = evaluation_batches(val_ids, val_labels, batch_size)
@@ -466,6 +467,7 @@ def load(
         inputs=InputSpec("tokens", vocab_size=len(vocabulary), masked=True),
         outputs=OutputSpec("classification", num_classes=2),
         train=train_ds,
+        train_for=lambda run_seed: training_batches(boundaries, run_shuffle_seed(seed, run_seed)),
         val=val_ds,
         test=test_ds,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

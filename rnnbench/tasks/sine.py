@@ -15,7 +15,7 @@ import numpy as np
 from rnnbench import forecasting
 from rnnbench.errors import UserError
 from rnnbench.registry import register_task
-from rnnbench.tasks._pipeline import array_dataset
+from rnnbench.tasks._pipeline import array_dataset, run_shuffle_seed
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
 
 
@@ -110,6 +110,8 @@ def load(
         inputs=InputSpec("features", feature_dim=1, length=input_len),
         outputs=OutputSpec("forecast", horizon=horizon, targets=1),
         train=array_dataset(x_train, y_train, batch_size, shuffle_seed=seed),
+        train_for=lambda run_seed: array_dataset(x_train, y_train, batch_size,
+                                                 shuffle_seed=run_shuffle_seed(seed, run_seed)),
         val=array_dataset(x_val, y_val, batch_size),
         test=array_dataset(x_test, y_test, batch_size),
         loss=keras.losses.MeanSquaredError(),

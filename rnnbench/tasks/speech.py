@@ -44,6 +44,7 @@ from rnnbench import audio, ctc
 from rnnbench.errors import DataError, UserError
 from rnnbench.registry import register_task
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
+from rnnbench.tasks._pipeline import run_shuffle_seed
 
 DATASETS = ("digits", "yesno", "an4", "csv")
 DIGIT_WORDS = tuple(str(d) for d in range(10))
@@ -776,6 +777,8 @@ def load(
         inputs=InputSpec("features", feature_dim=train[0].features.shape[1], masked=True, pad_value=0.0),
         outputs=OutputSpec("ctc", num_classes=len(vocabulary)),
         train=make_dataset(train, vocabulary, batch_size, bounds, label_length, shuffle_seed=seed),
+        train_for=lambda run_seed: make_dataset(train, vocabulary, batch_size, bounds, label_length,
+                                                shuffle_seed=run_shuffle_seed(seed, run_seed)),
         val=make_dataset(val, vocabulary, batch_size, bounds, label_length),
         test=make_dataset(test, vocabulary, batch_size, bounds, label_length),
         loss=_ctc_loss(),

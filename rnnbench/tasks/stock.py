@@ -42,7 +42,7 @@ import pandas as pd
 from rnnbench import forecasting
 from rnnbench.errors import DataError, UserError
 from rnnbench.registry import register_task
-from rnnbench.tasks._pipeline import array_dataset
+from rnnbench.tasks._pipeline import array_dataset, run_shuffle_seed
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
 
 TARGETS = ("log_return", "scaled_price")
@@ -727,6 +727,8 @@ def load(
         inputs=InputSpec(kind="features", feature_dim=1 + len(features), length=input_len),
         outputs=OutputSpec(head="forecast", horizon=horizon, targets=1),
         train=dataset(problem.train, shuffle=True),
+        train_for=lambda run_seed: array_dataset(problem.train.x, problem.train.y, batch_size,
+                                                 shuffle_seed=run_shuffle_seed(seed, run_seed)),
         val=dataset(problem.val, shuffle=False),
         test=dataset(problem.test, shuffle=False),
         loss=keras.losses.MeanSquaredError(),
