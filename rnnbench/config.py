@@ -244,9 +244,16 @@ def resolve(task: Optional[str] = None, experiment: Optional[str] = None, smoke:
     return validate(apply_overrides(config, flags))
 
 
+# Bumped whenever a change to rnnbench alters the numbers a config produces (data order, initialisation, kernels),
+# so that runs finished under an earlier protocol are neither skipped as done nor mixed into this one's reports.
+# 2: per-run training order, jit policy per cell.
+PROTOCOL = 2
+
+
 def config_hash(config: Mapping) -> str:
-    """Identifies what a run computes, apart from which model and seed: task, options and training settings."""
+    """Identifies what a run computes, apart from which model and seed: task, options, training settings, protocol."""
     shared = {k: config[k] for k in ("task", "task_options", "model_options", "train")}
+    shared["protocol"] = PROTOCOL
     return hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -270,6 +270,7 @@ def _ranking_tags(spec) -> dict:
 def _run_params(config: dict, model_name: str, seed: int, spec) -> dict:
     return {
         "task": config["task"], "model": model_name, "seed": seed, "experiment": config["experiment"],
+        "protocol": configuration.PROTOCOL,
         "task_options": dict(spec.options) or config["task_options"], "model_options": config["model_options"],
         "train": config["train"], "dataset": dict(spec.dataset), "notes": dict(spec.notes),
     }

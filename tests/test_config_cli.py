@@ -77,3 +77,10 @@ def test_unreachable_tracking_server_fails_before_training(monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # the discard port: nothing listens
     assert main(["bench", "--task", "sine", "--smoke"]) == 2
     assert "unreachable" in capsys.readouterr().err
+
+
+def test_a_new_protocol_gives_new_run_keys(monkeypatch):
+    resolved = config.resolve(task="sine")
+    before = config.run_key(resolved, "lstm", 0)
+    monkeypatch.setattr(config, "PROTOCOL", config.PROTOCOL + 1)
+    assert config.run_key(resolved, "lstm", 0) != before
