@@ -66,14 +66,17 @@ def recurrent_cells(model: keras.Model) -> set:
 def use_xla(model: keras.Model, spec, setting: str = "auto") -> bool:
     """`train.jit_compile`: "true" / "false" as given; "auto" picks per cell and device from measured evidence.
 
-    CPU: XLA when it speeds up every recurrent cell of the model for this input (masked or not), see
-    `CPU_XLA_SPEEDUP`. GPU: no XLA, so Keras keeps its fused cuDNN LSTM/GRU kernels (not measured here: no GPU
-    with TensorFlow was available). Models without recurrent layers follow Keras's own choice of no XLA.
+    CPU: XLA when batches come in few shapes (XLA compiles once per shape: IMDB's batches, each padded to its own
+    longest review, would recompile for almost every batch) and it speeds up every recurrent cell of the model for
+    this input (masked or not), see `CPU_XLA_SPEEDUP`. GPU: no XLA, so Keras keeps its fused cuDNN LSTM/GRU kernels
+    (not measured here: no GPU with TensorFlow was available). Models without recurrent layers: no XLA.
     """
     setting = str(setting).lower()
     if setting != "auto":
         return setting == "true"
     if tf.config.list_physical_devices("GPU"):
+        return False
+    if spec.inputs.length is None and not spec.inputs.bucket_lengths:
         return False
     cells = recurrent_cells(model)
     return bool(cells) and all(CPU_XLA_SPEEDUP.get((cell, spec.inputs.masked), 0.0) > 1.0 for cell in cells)

@@ -136,8 +136,15 @@ def test_jit_policy_per_cell_and_determinism_follow_each_other(model_name, sets,
 def test_jit_policy_uses_xla_for_masked_lstm():
     from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
 
-    masked = TaskSpec(name="t", inputs=InputSpec("tokens", vocab_size=30, masked=True),
-                      outputs=OutputSpec("classification", num_classes=2), train=None, val=None, test=None, loss=None)
-    assert runner.recurrent_cells(runner.registry.get_model("bi_lstm")(masked, units=4)) == {"lstm"}
-    assert runner.use_xla(runner.registry.get_model("bi_lstm")(masked, units=4), masked)
-    assert runner.use_xla(runner.registry.get_model("lstm_attention")(masked, units=4), masked)
+    def spec(**inputs):
+        return TaskSpec(name="t", inputs=InputSpec("features", feature_dim=3, masked=True, **inputs),
+                        outputs=OutputSpec("classification", num_classes=2), train=None, val=None, test=None,
+                        loss=None)
+
+    bucketed, fixed, ragged = spec(bucket_lengths=True), spec(length=20), spec()
+    assert runner.recurrent_cells(runner.registry.get_model("bi_lstm")(fixed, units=4)) == {"lstm"}
+    for few_shapes in (bucketed, fixed):
+        assert runner.use_xla(runner.registry.get_model("bi_lstm")(few_shapes, units=4), few_shapes)
+        assert runner.use_xla(runner.registry.get_model("lstm_attention")(few_shapes, units=4), few_shapes)
+    # every batch padded to its own length: a compilation per batch shape would cost more than XLA saves
+    assert not runner.use_xla(runner.registry.get_model("gru")(ragged, units=4), ragged)
