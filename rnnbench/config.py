@@ -30,9 +30,11 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "jit_compile": "auto",  # "auto", "true" or "false": Keras's XLA switch
     "max_minutes": 0.0,  # stop training a run after this many minutes (0: no limit); the best epoch still counts
     "reduce_lr_patience": 0,  # halve the learning rate after this many epochs without improvement (0: never)
+    "mixed_precision": False,  # Keras's mixed_float16 policy (float16 compute, float32 weights and outputs)
 }
 TRAIN_TYPES = {"epochs": int, "batch_size": int, "learning_rate": float, "clipnorm": float, "patience": int,
-               "jit_compile": str, "max_minutes": float, "reduce_lr_patience": int}
+               "jit_compile": str, "max_minutes": float, "reduce_lr_patience": int,
+               "mixed_precision": bool}
 SECTIONS = {"task": "task_options", "model": "model_options", "train": "train"}
 
 
@@ -248,11 +250,16 @@ def resolve(task: Optional[str] = None, experiment: Optional[str] = None, smoke:
 # so that runs finished under an earlier protocol are neither skipped as done nor mixed into this one's reports.
 # 2: per-run training order, jit policy per cell.
 PROTOCOL = 2
+# Training options added after runs of this protocol existed, whose default is what those runs did: they enter the
+# hash only when set otherwise, so adding them leaves earlier runs identifiable (skipped on rerun, reported).
+HASHED_ONLY_WHEN_SET = {"mixed_precision"}
 
 
 def config_hash(config: Mapping) -> str:
     """Identifies what a run computes, apart from which model and seed: task, options, training settings, protocol."""
     shared = {k: config[k] for k in ("task", "task_options", "model_options", "train")}
+    shared["train"] = {k: v for k, v in shared["train"].items()
+                       if not (k in HASHED_ONLY_WHEN_SET and v == TRAIN_DEFAULTS[k])}
     shared["protocol"] = PROTOCOL
     return hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

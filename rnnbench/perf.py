@@ -890,6 +890,12 @@ def readme(out: Measurements, environment: dict, changes: list[Change], baseline
         "",
         "## GPU: mixed precision and XLA",
         "",
+        "Both are runner options: `--set train.mixed_precision=true` (Keras's `mixed_float16`: float16 compute, "
+        "float32 weights, and float32 model outputs so losses stay in float32) and `--set train.jit_compile=true` "
+        "(XLA; `auto` keeps it off on a GPU so the fused cuDNN LSTM/GRU kernels run). Mixed precision helps where "
+        "the device has float16 matrix units (NVIDIA tensor cores, Volta or newer) and the layers are wide enough "
+        "to keep them busy; a CPU has no such units, so it stays off by default.",
+        "",
         (f"Not measured: this run had no GPU ({environment.get('device')}), so mixed precision (`mixed_float16`) "
          "and XLA on a GPU have no figures here."
          if str(environment.get("cuda", "none")) == "none" else

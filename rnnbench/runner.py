@@ -96,6 +96,8 @@ def model_options(model_name: str, config: dict) -> dict:
 def build_model(spec, model_name: str, config: dict) -> keras.Model:
     """The compiled model of one run. Switches TensorFlow's op determinism off exactly when XLA is used."""
     train = config["train"]
+    # Mixed precision pays off on GPUs with float16 matrix units; a CPU has none, so it is off by default.
+    keras.mixed_precision.set_global_policy("mixed_float16" if train["mixed_precision"] else "float32")
     model = registry.get_model(model_name)(spec, **model_options(model_name, config))
     xla = use_xla(model, spec, train["jit_compile"])
     set_op_determinism(not xla)

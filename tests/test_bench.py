@@ -148,3 +148,21 @@ def test_jit_policy_uses_xla_for_masked_lstm():
         assert runner.use_xla(runner.registry.get_model("lstm_attention")(few_shapes, units=4), few_shapes)
     # every batch padded to its own length: a compilation per batch shape would cost more than XLA saves
     assert not runner.use_xla(runner.registry.get_model("gru")(ragged, units=4), ragged)
+
+
+def test_mixed_precision_option_trains_in_float16_with_float32_outputs():
+    resolved = config.resolve(task="sine", models="gru", seeds="0", epochs=1, sets=TINY + ["train.mixed_precision=true"])
+    spec = runner.load_task(resolved)
+    try:
+        model = runner.build_model(spec, "gru", resolved)
+        assert model.dtype_policy.name == "mixed_float16"
+        history = model.fit(spec.train.take(3), epochs=1, verbose=0).history
+        assert np.isfinite(history["loss"][0])
+        x, _ = spec.example_batch()
+        assert model.predict_on_batch(x).dtype == np.float32
+    finally:
+        import keras
+
+        keras.mixed_precision.set_global_policy("float32")
+    plain = runner.build_model(spec, "gru", config.resolve(task="sine", models="gru", seeds="0", sets=TINY))
+    assert plain.dtype_policy.name == "float32"  # the next run is not left in mixed precision

@@ -84,3 +84,9 @@ def test_a_new_protocol_gives_new_run_keys(monkeypatch):
     before = config.run_key(resolved, "lstm", 0)
     monkeypatch.setattr(config, "PROTOCOL", config.PROTOCOL + 1)
     assert config.run_key(resolved, "lstm", 0) != before
+
+
+def test_options_added_later_change_the_hash_only_when_set():
+    plain = config.resolve(task="sine")
+    assert config.config_hash(plain) == config.config_hash(config.resolve(task="sine", sets=["train.mixed_precision=false"]))
+    assert config.config_hash(plain) != config.config_hash(config.resolve(task="sine", sets=["train.mixed_precision=true"]))

@@ -153,3 +153,16 @@ def test_cudnn_report_explains_ineligible_layers():
     report = models.cudnn_report(models.gru(spec, units=4, recurrent_dropout=0.2))
     assert not report[0]["cudnn_eligible"] and "recurrent_dropout" in report[0]["why_not"]
     assert "no cuDNN kernel" in models.cudnn_report(models.simple_rnn(spec, units=4))[0]["why_not"]
+
+
+@pytest.mark.parametrize("head", list(HEADS))
+def test_outputs_stay_float32_under_mixed_precision(head):
+    spec = HEADS[head]
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = models.gru(spec, units=6)
+        x, _ = _batch(spec, np.random.default_rng(0))
+        assert model.compute_dtype == "float16"
+        assert np.asarray(model(x)).dtype == np.float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -131,18 +131,19 @@ def _all_true(x):
 
 
 def _head(spec: TaskSpec, x, mask):
+    # float32 outputs whatever the dtype policy: under mixed precision the loss (softmax, CTC, MSE) stays float32
     out = spec.outputs
     if out.head == "classification":
-        return keras.layers.Dense(out.num_classes, name="logits")(x)
+        return keras.layers.Dense(out.num_classes, name="logits", dtype="float32")(x)
     if out.head == "causal_steps":
-        return keras.layers.Dense(out.num_classes, name="logits")(x)
+        return keras.layers.Dense(out.num_classes, name="logits", dtype="float32")(x)
     if out.head == "ctc":
-        logits = keras.layers.Dense(out.num_classes + 1, name="frame_logits")(x)
+        logits = keras.layers.Dense(out.num_classes + 1, name="frame_logits", dtype="float32")(x)
         if mask is None:
             return logits
-        return CTCBlankFill(name="logits")([logits, mask])
-    flat = keras.layers.Dense(out.horizon * out.targets, name="forecast")(x)
-    return keras.layers.Reshape((out.horizon, out.targets), name="prediction")(flat)
+        return CTCBlankFill(name="logits", dtype="float32")([logits, mask])
+    flat = keras.layers.Dense(out.horizon * out.targets, name="forecast", dtype="float32")(x)
+    return keras.layers.Reshape((out.horizon, out.targets), name="prediction", dtype="float32")(flat)
 
 
 def _check_options(spec, cell, bidirectional, units, layers, dropout, recurrent_dropout, subsample):
