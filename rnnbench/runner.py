@@ -66,17 +66,20 @@ def recurrent_cells(model: keras.Model) -> set:
 def use_xla(model: keras.Model, spec, setting: str = "auto") -> bool:
     """`train.jit_compile`: "true" / "false" as given; "auto" picks per cell and device from measured evidence.
 
-    CPU: XLA when batches come in few shapes (XLA compiles once per shape: IMDB's batches, each padded to its own
-    longest review, would recompile for almost every batch) and it speeds up every recurrent cell of the model for
-    this input (masked or not), see `CPU_XLA_SPEEDUP`. GPU: no XLA, so Keras keeps its fused cuDNN LSTM/GRU kernels
-    (not measured here: no GPU with TensorFlow was available). Models without recurrent layers: no XLA.
+    CPU: XLA when every batch has the same length and XLA speeds up every recurrent cell of the model for this
+    input (masked or not), see `CPU_XLA_SPEEDUP`. Variable lengths get no XLA: XLA compiles a program per batch
+    shape, and TensorFlow's XLA CPU JIT never unmaps the code it compiled (about 170 memory maps per program,
+    measured), so a grid compiling a program per bucket shape in every run exhausts Linux's vm.max_map_count
+    (65,530 by default): the speech_digits grid died that way in its ninth run ("LLVM compilation error: Cannot
+    allocate memory"). GPU: no XLA, so Keras keeps its fused cuDNN LSTM/GRU kernels (not measured here: no GPU with
+    TensorFlow was available). Models without recurrent layers: no XLA.
     """
     setting = str(setting).lower()
     if setting != "auto":
         return setting == "true"
     if tf.config.list_physical_devices("GPU"):
         return False
-    if spec.inputs.length is None and not spec.inputs.bucket_lengths:
+    if spec.inputs.length is None:
         return False
     cells = recurrent_cells(model)
     return bool(cells) and all(CPU_XLA_SPEEDUP.get((cell, spec.inputs.masked), 0.0) > 1.0 for cell in cells)
@@ -143,6 +146,7 @@ def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Op
                 train_one(spec, config, model_name, seed, tracker, parent_id, environment,
                           progress.callback(index, model_name, seed), resume=resume)
                 outcome["finished"] += 1
+                _warn_when_memory_maps_run_low(echo)
             except UserError:
                 raise  # the same mistake would fail every run: stop the grid and say what to fix
             except Exception as error:  # the run is marked FAILED with its reason; the grid goes on
@@ -180,6 +184,25 @@ def training_stream(spec, seed: int, initial_epoch: int = 0):
         steps = sum(1 for _ in spec.training_data(seed))
     stream = spec.training_data(seed).repeat()
     return (stream.skip(initial_epoch * steps) if initial_epoch else stream), steps
+
+
+def memory_maps() -> tuple[int, int]:
+    """(memory maps this process holds, the kernel's limit per process); (0, 0) where /proc cannot tell."""
+    try:
+        with open("/proc/self/maps") as maps:
+            held = sum(1 for _ in maps)
+        return held, int(Path("/proc/sys/vm/max_map_count").read_text())
+    except (OSError, ValueError):
+        return 0, 0
+
+
+def _warn_when_memory_maps_run_low(echo: Callable[[str], None], share: float = 0.6) -> None:
+    held, limit = memory_maps()
+    if limit and held > share * limit:
+        echo(f"rnnbench: warning: this process holds {held:,} of at most {limit:,} memory maps (TensorFlow's XLA "
+             "JIT keeps the code of every program it compiled). If the grid stops with 'Cannot allocate memory', "
+             "run the same command again (finished runs are skipped), set train.jit_compile=false, or raise "
+             "vm.max_map_count.")
 
 
 def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.Tracker, parent_id: str,

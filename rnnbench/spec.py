@@ -28,9 +28,6 @@ class InputSpec:
     length: Optional[int] = None  # fixed number of timesteps, or None when batches are padded to their own length
     masked: bool = False  # right padding present: token id 0, or a feature frame that is all `pad_value`
     pad_value: float = 0.0
-    # length None only: every batch is padded to one of a few bucket lengths (not to its own longest example), so
-    # batches come in a handful of shapes and a compiled (XLA) program per shape gets reused
-    bucket_lengths: bool = False
 
     def __post_init__(self):
         if self.kind not in INPUT_KINDS:

@@ -774,8 +774,7 @@ def load(
     frames = {k: int(sum(len(u.features) for u in v)) for k, v in splits.items()}
     return TaskSpec(
         name="speech",
-        inputs=InputSpec("features", feature_dim=train[0].features.shape[1], masked=True, pad_value=0.0,
-                         bucket_lengths=True),
+        inputs=InputSpec("features", feature_dim=train[0].features.shape[1], masked=True, pad_value=0.0),
         outputs=OutputSpec("ctc", num_classes=len(vocabulary)),
         train=make_dataset(train, vocabulary, batch_size, bounds, label_length, shuffle_seed=seed),
         train_for=lambda run_seed: make_dataset(train, vocabulary, batch_size, bounds, label_length,
