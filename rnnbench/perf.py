@@ -771,8 +771,9 @@ def findings(out: Measurements) -> list[str]:
             if with_xla and without and policy is not None and (without / with_xla > 1.0) != (policy > 1.0):
                 disagreements.append(f"{cell} {mask} (measured {without / with_xla:.2f} x, table {policy:.2f} x)")
     if xla_fastest:
-        lines.append("The runner's `train.jit_compile=auto` uses XLA on CPU for the cells and masks where "
-                     "`runner.CPU_XLA_SPEEDUP` says it is faster, switching op determinism off for those runs. "
+        lines.append("The runner's `train.jit_compile=auto` uses XLA on CPU for fixed-length inputs and the cells "
+                     "and masks where `runner.CPU_XLA_SPEEDUP` says it is faster, switching op determinism off for "
+                     "those runs (variable-length tasks get no XLA: see `runner.use_xla`). "
                      + ("This run agrees with that table everywhere." if not disagreements else
                         "This run disagrees for " + "; ".join(disagreements) + ": update the table if it repeats.")
                      + (f" XLA's compilation adds a median {compile_cost:.1f} s to the first step, once per distinct "
