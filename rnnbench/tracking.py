@@ -30,6 +30,29 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
 
 
+@contextlib.contextmanager
+def fluent_store(uri: str):
+    """MLflow's fluent API (`mlflow.start_run`, `mlflow.keras.*`) pointed at `uri` for the block only.
+
+    `mlflow.set_tracking_uri` also writes `MLFLOW_TRACKING_URI` into `os.environ`. Left there, a later `Tracker()`
+    in the same process (a notebook, a second bench) would read another store than the user set, so both the
+    global and the environment variable are put back exactly as they were.
+    """
+    from mlflow.tracking._tracking_service import utils as service
+
+    saved_global = getattr(service, "_tracking_uri", None)
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved_global)
+        if saved_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env
+
+
 def experiment_name(task: str) -> str:
     return f"rnnbench-{task}"
 
@@ -143,13 +166,8 @@ class Tracker:
         from mlflow.models import infer_signature
 
         signature = infer_signature(example_input, example_output)
-        previous = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(self.uri)
-        try:
-            with mlflow.start_run(run_id=run_id):
-                mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=list(requirements))
-        finally:
-            mlflow.set_tracking_uri(previous)
+        with fluent_store(self.uri), mlflow.start_run(run_id=run_id):
+            mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=list(requirements))
         # start_run's exit marked the run FINISHED; the caller decides the final status.
         self.client.update_run(run_id, status="RUNNING")
 
@@ -204,9 +222,9 @@ def load_model(run_id: str, uri: Optional[str] = None):
 
     import rnnbench.models  # noqa: F401  (registers the custom layers the saved model refers to)
 
-    mlflow.set_tracking_uri(uri or tracking_uri())
     try:
-        return mlflow.keras.load_model(f"runs:/{run_id}/model")
+        with fluent_store(uri or tracking_uri()):
+            return mlflow.keras.load_model(f"runs:/{run_id}/model")
     except Exception as error:  # MlflowException for unknown runs, OSError for missing artifacts
         raise UserError(f"cannot load the model of run {run_id} from {uri or tracking_uri()}: {error}") from None
 

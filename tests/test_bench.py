@@ -1,5 +1,7 @@
 """End to end: a tiny grid into a temporary MLflow store, its runs, metrics, artifacts and report; resume; determinism."""
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -96,6 +98,25 @@ def test_a_run_does_not_depend_on_the_runs_before_it(tiny_bench, tmp_path, monke
     in_grid, alone = gru_seed1(uri), gru_seed1(alone_uri)
     for metric in ("train_loss", "val_loss", "test_rmse", "test_mae"):
         assert in_grid[metric] == alone[metric], metric
+
+
+@pytest.mark.parametrize("users_setting", ["sqlite:///elsewhere.db", None])
+def test_loading_a_logged_model_leaves_the_users_store_setting_alone(tiny_bench, monkeypatch, users_setting):
+    """mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; once it did, every later run in the same
+    process (a notebook, a second bench) was logged to the store of the last model loaded."""
+    import mlflow
+
+    argv, results, uri = tiny_bench
+    run_id = next(r["run_id"] for r in tracking.Tracker("sine", uri).child_runs() if r["tags"]["kind"] == "model")
+    if users_setting:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", users_setting)
+    else:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.load_model(run_id, uri).output_shape == (None, 2, 1)
+    assert os.environ.get("MLFLOW_TRACKING_URI") == users_setting
+    assert tracking.tracking_uri() == (users_setting or f"sqlite:///{Path.cwd() / tracking.DEFAULT_DB}")
+    if users_setting:
+        assert mlflow.get_tracking_uri() == users_setting
 
 
 def _train_once(seed):
