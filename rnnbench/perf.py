@@ -145,7 +145,8 @@ class Measurements:
         self.facts: dict[str, str] = {}
 
     def add(self, section: str, item: str, variant: str, metric: str, value: float, unit: str = "") -> None:
-        self.rows.append(Row(section, item, variant, metric, float(value), unit))
+        # Kept at the precision perf.csv stores, so a README redrawn from the CSV (--render) is the same text.
+        self.rows.append(Row(section, item, variant, metric, float(f"{float(value):.6g}"), unit))
 
     def get(self, section: str, item: str, variant: str, metric: str) -> Optional[float]:
         for row in self.rows:
