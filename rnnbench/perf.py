@@ -98,6 +98,7 @@ class Sizes:
     matmul_size: int
     matmul_repeats: int
     overhead_rounds: int
+    overhead_epochs: int = 1  # epochs per fit call in the runner-overhead section (a run is one fit of many epochs)
 
 
 # The LSTM FLOP/s probe: name -> (jit_compile, deterministic ops).
@@ -109,7 +110,8 @@ FULL = Sizes(quick=False, steps_per_epoch=30, rounds=3, min_round_seconds=1.5, l
              kernel_variants=tuple(KERNEL_VARIANTS), kernel_masks=(False, True),
              kernel_batch=64, kernel_timesteps=64, kernel_features=16, kernel_units=64, kernel_steps=12,
              probe_batch=128, probe_timesteps=32, probe_inputs=128, probe_units=256, probe_steps=6,
-             probe_variants=tuple(PROBE_VARIANTS), matmul_size=2048, matmul_repeats=5, overhead_rounds=3)
+             probe_variants=tuple(PROBE_VARIANTS), matmul_size=2048, matmul_repeats=5, overhead_rounds=3,
+             overhead_epochs=3)
 # Every section once on tiny sizes, where tracing is most of the time; XLA is left out, its compilation alone would
 # take longer than the rest of the quick run.
 QUICK = Sizes(quick=True, steps_per_epoch=3, rounds=1, min_round_seconds=0.0, latency_repeats=3, kernel_cells=("lstm",),
@@ -528,8 +530,9 @@ def measure_runner_overhead(sizes: Sizes, out: Measurements, echo: Callable[[str
     model = runner.build_model(spec, "lstm", config)
     fit_options = dict(validation_data=spec.val, shuffle=False)
     samples = runner.count_samples(spec.train)
-    echo(f"perf: runner overhead: {sizes.overhead_rounds} x (plain fit, runner callbacks), one epoch of "
-         f"{samples} samples each")
+    epochs = sizes.overhead_epochs
+    echo(f"perf: runner overhead: {sizes.overhead_rounds} x (plain fit, runner callbacks), {epochs} epoch(s) of "
+         f"{samples} samples per fit")
     seconds: dict[str, list[float]] = {"plain": [], "runner": []}
     with tempfile.TemporaryDirectory(prefix="rnnbench-perf-") as tmp:
         # Untimed: the first fit traces training and validation, the first checkpoint sets up saving.
@@ -544,9 +547,10 @@ def measure_runner_overhead(sizes: Sizes, out: Measurements, echo: Callable[[str
                                    steps_per_epoch=steps)
                 else:
                     data, options = spec.train, {}
+                # Several epochs per fit, as in a run: the runner opens its stream once per run, not per epoch.
                 start = time.perf_counter()
-                model.fit(data, epochs=1, verbose=0, **options, **fit_options)
-                seconds[variant].append(time.perf_counter() - start)
+                model.fit(data, epochs=epochs, verbose=0, **options, **fit_options)
+                seconds[variant].append((time.perf_counter() - start) / epochs)
         checkpoint = runner.EpochCheckpoint(Path(tmp) / "save")
         best, timer = runner.BestWeights(), runner.EpochTimer()
         timer.on_train_begin()
@@ -561,7 +565,8 @@ def measure_runner_overhead(sizes: Sizes, out: Measurements, echo: Callable[[str
     out.add("overhead", "sine", "runner/plain", "throughput_ratio",
             statistics.median(seconds["plain"]) / statistics.median(seconds["runner"]), "x")
     out.add("overhead", "sine", "checkpoint save", "per_epoch_ms", 1000 * statistics.median(saves), "ms")
-    out.facts["overhead setup"] = (f"sine, lstm with {zoo.count_trainable(model):,} parameters, batch "
+    out.facts["overhead setup"] = (f"sine, lstm with {zoo.count_trainable(model):,} parameters, {epochs} epoch(s) "
+                                   f"per fit, batch "
                                    f"{config['train']['batch_size']}, {samples} training samples per epoch, "
                                    "validation after each epoch in both variants")
 
@@ -824,7 +829,8 @@ def readme(out: Measurements, environment: dict, changes: list[Change], baseline
         "",
         "## Runner overhead",
         "",
-        "One compiled model, the same data and batches, one epoch per `fit` call, alternated (plain, runner, runner, "
+        "One compiled model, the same data and batches, one `fit` call of a few epochs per variant (a run is one "
+        "`fit` of many epochs, so per-call start-up is shared as in a run), alternated (plain, runner, runner, "
         "plain, ...) so a change in load hits both: a plain `model.fit(train, validation_data=val)` against the "
         "runner's way: its endless per-run training stream (`runner.training_stream`, `steps_per_epoch`) and the "
         "callbacks `runner.train_one` passes (NaN guard, best weights with early stopping, epoch timer, per-epoch "
