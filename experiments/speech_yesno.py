@@ -12,8 +12,12 @@ Expected: test WER near 0 (issue 5's target). CTC first learns to emit only blan
           runs (protocol 3) on the plateau, mean test WER 0.61-0.91 per model, worse than the most-frequent-
           transcript baseline (0.49); learning rate 1e-2 at batch 4 did not help (gru seed 0 still at WER 1 after
           14 epochs). Batches of 2, no dropout and 30 k parameters (this file) broke out within 5-12 epochs in
-          tuning (gru seeds 0 and 1: validation WER 0 from epoch 6 and 12 on). Measured figures of the grid:
-          results/speech_yesno/.
+          tuning (gru seeds 0 and 1: validation WER 0 from epoch 6 and 12 on). With patience 6 (commit 64ac732,
+          configuration 1ab052d8) 4 of 9 runs reached test WER 0 (gru seeds 0 and 1,
+          lstm seed 1, bi_gru seed 1), bi_gru seed 2 0.073, and 4 runs were stopped by early stopping while still
+          on the plateau (best epoch 1-7, WER 0.63-1.0): mean test WER bi_gru 0.233, gru 0.333, lstm 0.604. Runs
+          leave the plateau as late as epoch 12-15, so early stopping is off here (patience 0) and every run
+          trains 30 epochs.
 Time:     about 2-8 s per epoch per model on the 2-core CPU; under 20 minutes for the grid (estimate).
 Hardware: 2-core x86-64 CPU, no GPU, TensorFlow 2.21 / Keras 3.15.
 """
@@ -25,7 +29,7 @@ CONFIG = {
     "seeds": [0, 1, 2],
     "task_options": {"dataset": "yesno", "data_dir": data_path("yesno", "waves_yesno"), "test_fraction": 0.2, "val_fraction": 0.1, "monitor": "loss"},
     "model_options": {"param_budget": 30_000, "subsample": 2},
-    "train": {"epochs": 25, "batch_size": 2, "learning_rate": 5e-3, "patience": 6},
+    "train": {"epochs": 30, "batch_size": 2, "learning_rate": 5e-3, "patience": 0},
 }
 
 SMOKE = {
