@@ -17,8 +17,13 @@ Expected: test WER near 0 (issue 5's target). CTC first learns to emit only blan
           lstm seed 1, bi_gru seed 1), bi_gru seed 2 0.073, and 4 runs were stopped by early stopping while still
           on the plateau (best epoch 1-7, WER 0.63-1.0): mean test WER bi_gru 0.233, gru 0.333, lstm 0.604. Runs
           leave the plateau as late as epoch 12-15, so early stopping is off here (patience 0) and every run
-          trains 30 epochs.
-Time:     about 2-8 s per epoch per model on the 2-core CPU; under 20 minutes for the grid (estimate).
+          trains 30 epochs. Measured (configuration 286a26a1, results/speech_yesno/): that did not
+          help: the same runs stay on the plateau for all 30 epochs (gru seed 2 WER 1.0, lstm seeds 0 and 2 0.80
+          and 0.96, bi_gru seed 0 0.51); 4 runs at WER 0, bi_gru seed 2 0.063. Mean test WER bi_gru 0.191, gru
+          0.333, lstm 0.587: target NOT met. Whether a run leaves the plateau depends on its seed (initial weights
+          and order), not on the epoch budget; next to try: a lower learning rate with warm-up, or a CTC-friendly
+          initialisation (blank bias), on the same 9 runs.
+Time:     4-5 s per epoch per model on the otherwise idle 2-core CPU; 25 minutes for the grid of 9 x 30 epochs.
 Hardware: 2-core x86-64 CPU, no GPU, TensorFlow 2.21 / Keras 3.15.
 """
 
