@@ -173,6 +173,7 @@ def count_trainable(model: keras.Model) -> int:
 
 # (inputs, outputs, budget, options) -> units; the search builds a dozen models, so do it once per process.
 _BUDGET_WIDTHS: dict = {}
+_WIDEST = 8192  # param_budget never searches wider than this
 
 
 def _fit_param_budget(spec: TaskSpec, budget: int, **options) -> keras.Model:
@@ -193,17 +194,26 @@ def _fit_param_budget(spec: TaskSpec, budget: int, **options) -> keras.Model:
 
 
 def _search_width(spec: TaskSpec, budget: int, options: dict) -> int:
-    """Binary search on `units` (parameters grow monotonically with width), then the closer of the two neighbours."""
+    """Largest `units` within the budget (parameters grow monotonically with width), then the closer neighbour.
+
+    The width is bracketed by doubling before the binary search: building a throwaway model thousands of units
+    wide (orthogonal initialisation of a 4096 x 16384 recurrent kernel) costs seconds, and budgets need far less.
+    """
+    sizes: dict[int, int] = {}
 
     def size(units):
-        return count_trainable(recurrent_model(spec, units=units, **options))
+        if units not in sizes:
+            sizes[units] = count_trainable(recurrent_model(spec, units=units, **options))
+        return sizes[units]
 
-    low, high = 1, 4096
+    low, high = 1, 2
     if size(low) > budget * 1.05:
         raise IncompatibleModelError(
             f"param_budget={budget} is too small: even units=1 needs {size(low)} parameters "
             "(embeddings and heads count too); raise the budget or shrink embedding_dim"
         )
+    while size(high) <= budget and high < _WIDEST:
+        low, high = high, high * 2
     while high - low > 1:
         mid = (low + high) // 2
         if size(mid) <= budget:
