@@ -40,6 +40,7 @@ def test_quick_run_measures_every_section_and_compares_with_the_previous_run(tmp
                                                       "latency_ms_per_sample")] + [
             ("overhead", "sine", "runner/plain", "throughput_ratio"),
             ("pipeline", "sine", "pipeline/cached", "throughput_ratio"),
+            ("pipeline", "sine", "pipeline/cached", "ratio_min"),
             ("kernel", "lstm", "no_xla, masked", "median_step_ms"),
             ("flops", "lstm probe", perf.RUNNER_SETTINGS, "achieved_flops")]:
         assert figures[key] > 0, key
@@ -64,6 +65,14 @@ def test_quick_run_measures_every_section_and_compares_with_the_previous_run(tmp
 def test_render_without_an_earlier_run_says_what_to_do(tmp_path, capsys):
     assert perf.main(["--render", "--out", str(tmp_path)]) == 2
     assert "run `python -m rnnbench.perf` first" in capsys.readouterr().err
+
+
+def test_a_paired_ratio_is_the_median_round_and_a_stalled_round_only_widens_the_range():
+    out = perf.Measurements()
+    perf.add_paired_ratio("pipeline", "imdb", "pipeline/cached", "throughput_ratio", [0.98, 3.7, 1.01, 0.96], out)
+    assert out.get("pipeline", "imdb", "pipeline/cached", "throughput_ratio") == pytest.approx(0.995)
+    assert out.get("pipeline", "imdb", "pipeline/cached", "ratio_min") == 0.96
+    assert out.get("pipeline", "imdb", "pipeline/cached", "ratio_max") == 3.7
 
 
 def test_a_quick_run_is_not_compared_with_a_full_one():
