@@ -876,8 +876,9 @@ def readme(out: Measurements, environment: dict, changes: list[Change], baseline
         "",
         "The same number of batches from the task's tf.data pipeline (shuffling, bucketing, padding, prefetch) and "
         "from those batches cached in memory, alternated. `throughput_ratio` is pipeline / cached throughput (1.0: "
-        "the model never waits for data), the median of the ratios of the rounds' back-to-back epochs. `pipeline_alone` reads the pipeline without a model: `headroom` is how many "
-        "times faster it delivers batches than the model consumes them.",
+        "the model never waits for data), the median of the ratios of the rounds' back-to-back epochs. "
+        "`pipeline_alone` reads the pipeline without a model: `headroom` is how many times faster it delivers "
+        "batches than the model consumes them.",
         "",
         *_section_table(out, "pipeline", [("train_samples_per_s", "samples/s"), ("median_step_ms", "median step ms"),
                                           ("batches_per_s", "batches/s"), ("headroom", "headroom"),
