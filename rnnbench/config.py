@@ -30,11 +30,14 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "jit_compile": "auto",  # "auto", "true" or "false": Keras's XLA switch
     "max_minutes": 0.0,  # stop training a run after this many minutes (0: no limit); the best epoch still counts
     "reduce_lr_patience": 0,  # halve the learning rate after this many epochs without improvement (0: never)
+    # Validate this many times per pass over the training data; the best weights, patience and reduce_lr_patience
+    # then count validations. For models that overfit within an epoch or two, whose best point falls between epochs.
+    "validations_per_epoch": 1,
     "mixed_precision": False,  # Keras's mixed_float16 policy (float16 compute, float32 weights and outputs)
 }
 TRAIN_TYPES = {"epochs": int, "batch_size": int, "learning_rate": float, "clipnorm": float, "patience": int,
                "jit_compile": str, "max_minutes": float, "reduce_lr_patience": int,
-               "mixed_precision": bool}
+               "mixed_precision": bool, "validations_per_epoch": int}
 SECTIONS = {"task": "task_options", "model": "model_options", "train": "train"}
 
 
@@ -201,7 +204,7 @@ def validate(config: dict) -> dict:
         raise UserError(f"unknown configuration keys {sorted(unknown)}; valid: task, models, seeds, "
                         + ", ".join(SECTIONS.values()))
     train = resolved["train"]
-    for option in ("epochs", "batch_size"):
+    for option in ("epochs", "batch_size", "validations_per_epoch"):
         if train[option] < 1:
             raise UserError(f"train.{option} must be >= 1, got {train[option]}")
     if train["learning_rate"] <= 0:
@@ -252,7 +255,7 @@ def resolve(task: Optional[str] = None, experiment: Optional[str] = None, smoke:
 PROTOCOL = 3
 # Training options added after runs of this protocol existed, whose default is what those runs did: they enter the
 # hash only when set otherwise, so adding them leaves earlier runs identifiable (skipped on rerun, reported).
-HASHED_ONLY_WHEN_SET = {"mixed_precision"}
+HASHED_ONLY_WHEN_SET = {"mixed_precision", "validations_per_epoch"}
 
 
 def config_hash(config: Mapping) -> str:

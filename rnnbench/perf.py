@@ -562,7 +562,7 @@ def measure_runner_overhead(sizes: Sizes, out: Measurements, echo: Callable[[str
             order = ["plain", "runner"] if round_number % 2 == 0 else ["runner", "plain"]
             for variant in order:
                 if variant == "runner":  # the runner's endless per-run stream and its callbacks
-                    data, steps = runner.training_stream(spec, 0)
+                    data, steps, _ = runner.training_stream(spec, 0)
                     options = dict(callbacks=runner_callbacks(spec, config["train"], Path(tmp) / f"run{round_number}"),
                                    steps_per_epoch=steps)
                 else:

@@ -207,7 +207,9 @@ def _plots(tracker, per_run, summary, primary, higher, out_dir: Path) -> list[st
                 continue
             length = min(len(c) for c in curves)
             stacked = np.stack([c[:length] for c in curves])
-            epochs = np.arange(1, length + 1)
+            # Runs validated k times per pass log k points per epoch (runs from before the option logged none).
+            per_epoch = group["validations_per_epoch"].fillna(1).iloc[0] if "validations_per_epoch" in group else 1
+            epochs = np.arange(1, length + 1) / float(per_epoch)
             ax.plot(epochs, stacked.mean(axis=0), label=model)
             if len(curves) > 1:
                 ax.fill_between(epochs, stacked.min(axis=0), stacked.max(axis=0), alpha=0.15)

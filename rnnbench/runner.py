@@ -129,7 +129,7 @@ def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Op
     tracker.log_params(parent_id, {"config": config, "env": environment})
     tracker.log_json(parent_id, "config.json", config)
     grid = [(m, s) for m in config["models"] for s in config["seeds"]]
-    progress = Progress(len(grid), config["train"]["epochs"], echo)
+    progress = Progress(len(grid), config["train"]["epochs"], echo, config["train"]["validations_per_epoch"])
     outcome = {"parent_run_id": parent_id, "finished": 0, "skipped": 0, "failed": 0, "report_dir": None}
     status = "FINISHED"
     echo(f"rnnbench: task {config['task']}, {len(grid)} runs ({', '.join(config['models'])} x seeds "
@@ -171,19 +171,22 @@ def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Op
     return outcome
 
 
-def training_stream(spec, seed: int, initial_epoch: int = 0):
-    """(endless batches, batches per epoch) for one run, positioned at the start of `initial_epoch`.
+def training_stream(spec, seed: int, initial_epoch: int = 0, validations_per_epoch: int = 1):
+    """(endless batches, batches per Keras epoch, batches per pass) for one run, positioned at `initial_epoch`.
 
     Keras opens a new iterator on a finite dataset for every epoch, and each opening draws the next reshuffling
     seed, so an epoch's order would depend on how many iterators came before it (in this process, in this Keras
     version). One endless iterator over a fresh pipeline makes epoch e's order depend on (task seed, run seed, e)
     alone; a resumed run skips the batches of the epochs it already has and sees the orders it would have seen.
+    With `validations_per_epoch` k > 1 a Keras epoch is 1/k of a pass (rounded up), so Keras validates k times per
+    pass over the training data.
     """
-    steps = int(spec.training_data(seed).cardinality())
-    if steps < 0:  # unknown (e.g. length bucketing): count one pass of a separate copy
-        steps = sum(1 for _ in spec.training_data(seed))
+    per_pass = int(spec.training_data(seed).cardinality())
+    if per_pass < 0:  # unknown (e.g. length bucketing): count one pass of a separate copy
+        per_pass = sum(1 for _ in spec.training_data(seed))
+    steps = math.ceil(per_pass / validations_per_epoch)
     stream = spec.training_data(seed).repeat()
-    return (stream.skip(initial_epoch * steps) if initial_epoch else stream), steps
+    return (stream.skip(initial_epoch * steps) if initial_epoch else stream), steps, per_pass
 
 
 def memory_maps() -> tuple[int, int]:
@@ -242,13 +245,15 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
                 logger.on_epoch_end(step, logs)
         else:
             checkpoint.clear()
-        train_data, steps_per_epoch = training_stream(spec, seed, initial_epoch)
+        per_epoch = train["validations_per_epoch"]  # Keras epochs (validations) per pass over the training data
+        train_data, steps_per_epoch, steps_per_pass = training_stream(spec, seed, initial_epoch, per_epoch)
         extra = list(spec.callbacks()) if spec.callbacks else []
         if train["reduce_lr_patience"]:
             extra.append(keras.callbacks.ReduceLROnPlateau(spec.monitor, factor=0.5, min_lr=1e-5,
                                                            patience=train["reduce_lr_patience"]))
         with memory:
-            history = model.fit(train_data, validation_data=spec.val, epochs=train["epochs"], verbose=0, shuffle=False,
+            history = model.fit(train_data, validation_data=spec.val, epochs=train["epochs"] * per_epoch, verbose=0,
+                                shuffle=False,
                                 initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
                                 callbacks=[*extra, guard, best, timer, logger, checkpoint.callback(best, timer),
                                            progress])
@@ -261,15 +266,17 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
             latency = measure_latency(model, spec)
         history = {k: list(earlier.get(k, [])) + list(v) for k, v in history.history.items()}
         samples = count_samples(spec.training_data(seed))
-        seconds = timer.seconds_per_epoch()
+        # Epochs here are passes over the training data, whatever validations_per_epoch is: fractions when it is > 1.
+        seconds = timer.seconds_per_epoch() * steps_per_pass / steps_per_epoch
         summary = {
             **test,
             "params": params,
-            "best_epoch": best.best_epoch + 1,
-            "epochs_run": len(timer.durations),
+            "best_epoch": (best.best_epoch + 1) / per_epoch,
+            "epochs_run": len(timer.durations) / per_epoch,
+            "validations_per_epoch": per_epoch,
             "time_capped": float(best.time_capped),
             "sec_per_epoch": seconds,
-            "first_epoch_sec": timer.durations[0],
+            "first_epoch_sec": sum(timer.durations[:per_epoch]),
             "train_samples_per_sec": samples / seconds,
             **latency,
             "peak_rss_mb": memory.peak_mb,
@@ -542,8 +549,10 @@ class EpochLogger(keras.callbacks.Callback):
 class Progress:
     """Progress of a grid: one line per epoch, 'run i/N, model, seed, epoch, metrics, ETA', readable in a log file."""
 
-    def __init__(self, runs: int, epochs: int, echo: Callable[[str], None]):
-        self.runs, self.epochs, self.echo = runs, epochs, echo
+    def __init__(self, runs: int, epochs: int, echo: Callable[[str], None], validations_per_epoch: int = 1):
+        # Counted in Keras epochs, each 1/validations_per_epoch of a pass; shown in passes.
+        self.runs, self.epochs, self.echo = runs, epochs * validations_per_epoch, echo
+        self.per_epoch = validations_per_epoch
         self.epoch_times: list[float] = []
         self.started = time.monotonic()
 
@@ -564,9 +573,11 @@ class Progress:
                 eta = remaining * float(np.median(progress.epoch_times))
                 shown = " ".join(f"{k}={float(v):.4g}" for k, v in (logs or {}).items()
                                  if k not in ("epoch_seconds",) and np.ndim(v) == 0)
-                progress.echo(f"[{index}/{progress.runs}] {model} seed={seed} epoch {epoch + 1}/"
-                              f"{self.params.get('epochs', progress.epochs)} {shown} | "
-                              f"{progress.epoch_times[-1]:.1f}s/epoch | ETA {_clock(eta)}")
+                total = self.params.get("epochs", progress.epochs)
+                unit = "epoch" if progress.per_epoch == 1 else f"1/{progress.per_epoch} epoch"
+                progress.echo(f"[{index}/{progress.runs}] {model} seed={seed} epoch "
+                              f"{(epoch + 1) / progress.per_epoch:g}/{total / progress.per_epoch:g} {shown} | "
+                              f"{progress.epoch_times[-1]:.1f}s/{unit} | ETA {_clock(eta)}")
 
         return _Line()
 

@@ -198,3 +198,31 @@ def test_a_warning_names_the_fixes_when_memory_maps_run_low(monkeypatch):
     monkeypatch.setattr(runner, "memory_maps", lambda: (2_000, 65_530))
     runner._warn_when_memory_maps_run_low(lines.append)
     assert len(lines) == 1
+
+
+def test_validating_twice_per_epoch_keeps_epochs_as_passes(tmp_path, monkeypatch, capsys):
+    resolved = config.resolve(task="sine", models="gru", seeds="0", epochs=2, sets=TINY)
+    spec = runner.load_task(resolved)
+    whole, steps, per_pass = runner.training_stream(spec, 0)
+    halves, half_steps, same_pass = runner.training_stream(spec, 0, validations_per_epoch=2)
+    assert (steps, per_pass, same_pass) == (per_pass, same_pass, per_pass) and half_steps == -(-per_pass // 2)
+    for (a, _), (b, _) in zip(whole.take(per_pass), halves.take(per_pass)):  # the same batches, only cut differently
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert config.config_hash(resolved) == config.config_hash(
+        config.resolve(task="sine", models="gru", seeds="0", epochs=2, sets=TINY + ["train.validations_per_epoch=1"]))
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("RNNBENCH_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    argv = ["bench", "--task", "sine", "--models", "gru", "--seeds", "0", "--epochs", "2", "--results-dir",
+            str(tmp_path / "results")] + [a for s in TINY + ["train.validations_per_epoch=2"] for a in ("--set", s)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "epoch 0.5/2" in printed and "epoch 2/2" in printed and "s/1/2 epoch" in printed
+    run = next(r for r in tracking.Tracker("sine", uri).child_runs() if r["tags"]["kind"] == "model")
+    validations = [v for _, v in tracking.Tracker("sine", uri).metric_history(run["run_id"], "val_loss")]
+    assert len(validations) == 4  # 2 epochs x 2 validations
+    assert run["metrics"]["epochs_run"] == 2.0 and run["metrics"]["validations_per_epoch"] == 2
+    assert run["metrics"]["best_epoch"] == (1 + int(np.argmin(validations))) / 2
+    assert run["metrics"]["best_val_loss"] == pytest.approx(min(validations))
+    assert run["params"]["train.validations_per_epoch"] == "2"
