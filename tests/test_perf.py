@@ -41,6 +41,8 @@ def test_quick_run_measures_every_section_and_compares_with_the_previous_run(tmp
             ("overhead", "sine", "runner/plain", "throughput_ratio"),
             ("pipeline", "sine", "pipeline/cached", "throughput_ratio"),
             ("pipeline", "sine", "pipeline/cached", "ratio_min"),
+            ("pipeline", "sine", "pipeline/cached", "best_round_ratio"),
+            ("overhead", "sine", "runner/plain", "best_round_ratio"),
             ("kernel", "lstm", "no_xla, masked", "median_step_ms"),
             ("flops", "lstm probe", perf.RUNNER_SETTINGS, "achieved_flops")]:
         assert figures[key] > 0, key
@@ -69,10 +71,12 @@ def test_render_without_an_earlier_run_says_what_to_do(tmp_path, capsys):
 
 def test_a_paired_ratio_is_the_median_round_and_a_stalled_round_only_widens_the_range():
     out = perf.Measurements()
-    perf.add_paired_ratio("pipeline", "imdb", "pipeline/cached", "throughput_ratio", [0.98, 3.7, 1.01, 0.96], out)
-    assert out.get("pipeline", "imdb", "pipeline/cached", "throughput_ratio") == pytest.approx(0.995)
-    assert out.get("pipeline", "imdb", "pipeline/cached", "ratio_min") == 0.96
-    assert out.get("pipeline", "imdb", "pipeline/cached", "ratio_max") == 3.7
+    cached, piped = [2.0, 7.4, 2.02, 1.92], [2.04, 2.0, 2.0, 2.0]  # round 2's cached epoch stalled
+    perf.add_paired_ratio("pipeline", "imdb", "pipeline/cached", "throughput_ratio", cached, piped, out)
+    assert out.get("pipeline", "imdb", "pipeline/cached", "throughput_ratio") == pytest.approx((2.0 / 2.04 + 1.01) / 2)
+    assert out.get("pipeline", "imdb", "pipeline/cached", "ratio_min") == pytest.approx(0.96)
+    assert out.get("pipeline", "imdb", "pipeline/cached", "ratio_max") == pytest.approx(3.7)
+    assert out.get("pipeline", "imdb", "pipeline/cached", "best_round_ratio") == pytest.approx(0.96)
 
 
 def test_a_quick_run_is_not_compared_with_a_full_one():
