@@ -757,8 +757,9 @@ def findings(out: Measurements) -> list[str]:
         low = out.get("pipeline", task, "pipeline/cached", "ratio_min")
         high = out.get("pipeline", task, "pipeline/cached", "ratio_max")
         best = out.get("pipeline", task, "pipeline/cached", "best_round_ratio")
-        spread = f" (median of per-round ratios, rounds {low:.2f}-{high:.2f})" if low is not None else ""
-        if best is not None:
+        if best is None:  # a perf.csv from before fastest rounds were measured
+            spread = f" (median of per-round ratios, rounds {low:.2f}-{high:.2f})" if low is not None else ""
+        else:
             spread = (f" in each one's fastest round (median of per-round ratios {ratio:.2f}, rounds "
                       f"{low:.2f}-{high:.2f})")
             ratio = best

@@ -253,8 +253,7 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
                                                            patience=train["reduce_lr_patience"]))
         with memory:
             history = model.fit(train_data, validation_data=spec.val, epochs=train["epochs"] * per_epoch, verbose=0,
-                                shuffle=False,
-                                initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                                shuffle=False, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
                                 callbacks=[*extra, guard, best, timer, logger, checkpoint.callback(best, timer),
                                            progress])
             if guard.reason:
