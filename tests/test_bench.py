@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 from rnnbench import config, runner, tracking
 from rnnbench.cli import main
@@ -198,6 +199,15 @@ def test_a_warning_names_the_fixes_when_memory_maps_run_low(monkeypatch):
     monkeypatch.setattr(runner, "memory_maps", lambda: (2_000, 65_530))
     runner._warn_when_memory_maps_run_low(lines.append)
     assert len(lines) == 1
+
+
+def test_the_endless_stream_keeps_the_order_of_a_reshuffled_repetition():
+    def data():  # a fresh pipeline each time: a second iterator over one dataset draws the next reshuffling seed
+        return tf.data.Dataset.range(10).shuffle(10, seed=3, reshuffle_each_iteration=True).batch(4).prefetch(2)
+
+    expected = [b.numpy().tolist() for b in data().repeat().take(9)]
+    assert [b.numpy().tolist() for b in runner.endless(data()).take(9)] == expected
+    assert expected[:3] != expected[3:6]  # each pass has its own order
 
 
 def test_validating_twice_per_epoch_keeps_epochs_as_passes(tmp_path, monkeypatch, capsys):
