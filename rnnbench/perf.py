@@ -66,6 +66,7 @@ CSV_COLUMNS = ("section", "item", "variant", "metric", "value", "unit")
 RUNNER_TARGET = 0.97  # the issue's target for the runner's throughput relative to plain Keras
 # "The pipeline is never the bottleneck": pipeline/cached throughput within the few percent a round's noise moves it.
 PIPELINE_TARGET = 0.95
+RANGE_METRICS = {"ratio_min", "ratio_max"}  # the spread of a paired ratio's rounds: no direction is better
 CHANGE_WORTH_FLAGGING = 0.10  # relative change against the previous run that the comparison marks
 HIGHER_IS_BETTER_UNITS = {"samples/s", "timesteps/s", "batches/s", "FLOP/s", "x"}
 LOWER_IS_BETTER_UNITS = {"ms", "s", "fraction"}
@@ -203,6 +204,8 @@ class Change:
     def verdict(self) -> str:
         """'better' or 'worse' when the figure moved by more than CHANGE_WORTH_FLAGGING in a known direction."""
         if not math.isfinite(self.ratio) or abs(self.ratio - 1.0) <= CHANGE_WORTH_FLAGGING:
+            return ""
+        if self.row.metric in RANGE_METRICS:  # a wider or narrower spread of rounds is neither
             return ""
         if self.row.unit in HIGHER_IS_BETTER_UNITS:
             return "better" if self.ratio > 1 else "worse"

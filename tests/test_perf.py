@@ -93,6 +93,11 @@ def test_changes_are_judged_by_the_direction_of_their_unit(unit, now, verdict):
     assert perf.Change(perf.Row("s", "i", "v", "m", now, unit), 1.0).verdict == verdict
 
 
+def test_a_change_in_the_range_of_rounds_is_not_judged():
+    for metric in ("ratio_min", "ratio_max"):
+        assert perf.Change(perf.Row("pipeline", "sine", "pipeline/cached", metric, 2.0, "x"), 1.0).verdict == ""
+
+
 def test_an_unreadable_previous_csv_is_reported_and_ignored(tmp_path, capsys):
     path = tmp_path / "perf.csv"
     path.write_text("a,b\n1,2\n")
