@@ -478,7 +478,6 @@ def measure_task(task: str, sizes: Sizes, out: Measurements, echo: Callable[[str
         examples = whole.examples if sliced is spec.train else read_pass(sliced, spec.inputs, True).examples
         unbucketed = unbucketed_batches(examples, spec.inputs, batch_size, seed)
         variants["unbucketed"] = (unbucketed.repeat(), read_pass(unbucketed, spec.inputs))
-        timed_fit(model, unbucketed)  # traces the new batch shapes
     # Short epochs (a fraction of a second) would leave a round at the mercy of a moment's load on a shared machine.
     _, clock = timed_fit(model, cached)
     epochs_per_round = max(1, math.ceil(sizes.min_round_seconds / clock.epoch_seconds[0]))
@@ -489,7 +488,7 @@ def measure_task(task: str, sizes: Sizes, out: Measurements, echo: Callable[[str
         order = list(variants) if round_number % 2 == 0 else list(reversed(variants))  # cancels drift in load
         for variant in order:
             # One fit per round on an endless stream, as a run trains; its first epoch (opening the iterator,
-            # filling buffers: once per run in the runner) is not timed.
+            # filling buffers: once per run in the runner; tracing unbucketed batch shapes) is not timed.
             data, passed = variants[variant]
             _, clock = timed_fit(model, data, epochs=epochs_per_round + 1, steps_per_epoch=passed.batches)
             epochs[variant] += clock.epoch_seconds[1:]
@@ -897,8 +896,9 @@ def readme(out: Measurements, environment: dict, changes: list[Change], baseline
         "",
         "The same number of batches from the task's tf.data pipeline (shuffling, bucketing, padding, prefetch), "
         "streamed endlessly as the runner streams it (`runner.endless`), and from those batches cached in memory, "
-        "alternated; each round is one `fit` per variant whose first epoch is not timed. `throughput_ratio` is pipeline / cached throughput (1.0: "
-        "the model never waits for data), the median of the ratios of the rounds' back-to-back epochs; "
+        "alternated; each round is one `fit` per variant whose first epoch is not timed. "
+        "`throughput_ratio` is pipeline / cached throughput (1.0: the model never waits for data), the "
+        "median of the ratios of the rounds' back-to-back epochs; "
         f"`fastest rounds` compares each variant's fastest round (target >= {PIPELINE_TARGET}). "
         "`pipeline_alone` reads the pipeline without a model: `headroom` is how many times faster it delivers "
         "batches than the model consumes them.",
