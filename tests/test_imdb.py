@@ -94,6 +94,28 @@ def test_bucket_boundaries_follow_the_length_quantiles():
     assert textlib.length_bucket_boundaries(np.full(50, 7), 4) == []  # one length: nothing to separate
 
 
+
+def test_shuffled_batches_hold_every_review_once_per_pass_in_a_new_seeded_order():
+    rng = np.random.default_rng(0)
+    # Review i starts with token i + 2, so a batch row names its review; ids 0 and 1 are padding and [UNK].
+    sequences = [np.concatenate([[i + 2], rng.integers(2, 60, size=n)]).astype(np.int32)
+                 for i, n in enumerate(rng.integers(0, 30, size=40))]
+    labels = np.arange(40) % 2
+
+    def one_pass(dataset):
+        rows = []
+        for x, y in dataset.as_numpy_iterator():
+            rows += [(row[row != 0].tolist(), int(label)) for row, label in zip(x, y)]
+        return rows
+
+    batches = textlib.bucketed_batches(sequences, labels, 4, [10, 20], shuffle_seed=7)
+    first, second = one_pass(batches), one_pass(batches)
+    expected = sorted((s.tolist(), int(label)) for s, label in zip(sequences, labels))
+    assert sorted(first) == expected and sorted(second) == expected
+    assert first != second  # a new order every pass
+    assert one_pass(textlib.bucketed_batches(sequences, labels, 4, [10, 20], shuffle_seed=7)) == first
+    assert one_pass(textlib.bucketed_batches(sequences, labels, 4, [10, 20], shuffle_seed=8)) != first
+
 # -- the CSV/TSV path ------------------------------------------------------------------------------------------------
 
 def test_file_loader_builds_a_masked_classification_spec(file_spec):
