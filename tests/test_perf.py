@@ -43,6 +43,10 @@ def test_quick_run_measures_every_section_and_compares_with_the_previous_run(tmp
             ("pipeline", "sine", "pipeline/cached", "ratio_min"),
             ("pipeline", "sine", "pipeline/cached", "best_round_ratio"),
             ("overhead", "sine", "runner/plain", "best_round_ratio"),
+            ("overhead", "sine", "runner/plain (CPU time)", "throughput_ratio"),
+            ("overhead", "sine", "runner", "cpu_epoch_s"),
+            ("pipeline", "sine", "pipeline", "wait_p99_ms"),
+            ("pipeline", "sine", "cached", "wait_batches"),
             ("kernel", "lstm", "no_xla, masked", "median_step_ms"),
             ("flops", "lstm probe", perf.RUNNER_SETTINGS, "achieved_flops")]:
         assert figures[key] > 0, key
@@ -77,6 +81,27 @@ def test_a_paired_ratio_is_the_median_round_and_a_stalled_round_only_widens_the_
     assert out.get("pipeline", "imdb", "pipeline/cached", "ratio_min") == pytest.approx(0.96)
     assert out.get("pipeline", "imdb", "pipeline/cached", "ratio_max") == pytest.approx(3.7)
     assert out.get("pipeline", "imdb", "pipeline/cached", "best_round_ratio") == pytest.approx(0.96)
+
+
+def test_data_wait_catches_a_pipeline_slower_than_the_model():
+    import time
+
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    batches = tf.data.Dataset.from_tensor_slices((np.ones((24, 4), np.float32), np.ones((24, 1), np.float32)))
+    batches = batches.batch(4).cache()
+
+    def slowly(x, y):  # 30 ms per batch, far longer than a step of this model
+        return tf.py_function(lambda a, b: (time.sleep(0.03), a, b)[1:], [x, y], [tf.float32, tf.float32])
+
+    slow = batches.map(slowly).repeat()
+    share, p99, timed = perf.data_wait(model, slow, batches_per_pass=6, min_seconds=0.0)
+    assert timed == 6 and share > 0.5 and p99 >= 0.025
+    cached_share, _, _ = perf.data_wait(model, batches.repeat(), batches_per_pass=6, min_seconds=0.0)
+    assert cached_share < share
 
 
 def test_a_quick_run_is_not_compared_with_a_full_one():
