@@ -138,6 +138,26 @@ def test_attention_weights_read_back():
     assert models.attention_weights(models.lstm(spec, units=6), x) is None
 
 
+
+@pytest.mark.parametrize("model_name", ["lstm_attention", "gru_attention", "bi_lstm_attention"])
+@pytest.mark.parametrize("head", ["classification", "forecast"])
+def test_attention_with_last_state_feeds_the_head_both_and_ignores_padding(model_name, head, tmp_path):
+    spec = HEADS[head]
+    builder = get_model(model_name)
+    keras.utils.set_random_seed(0)
+    model = builder(spec, units=6, attention_units=8, attention_with_last_state=True, dropout=0.2)
+    directions = 2 if model_name.startswith("bi_") else 1
+    assert model.get_layer("context_and_last_state").output.shape[-1] == 2 * 6 * directions
+    x, _ = _batch(spec, np.random.default_rng(2))
+    if spec.inputs.masked:  # more padding after the real steps must not change the output
+        longer = np.pad(x, ((0, 0), (0, 4)) + ((0, 0),) * (x.ndim - 2))
+        np.testing.assert_allclose(model.predict(x, verbose=0), model.predict(longer, verbose=0), atol=1e-5)
+    without = builder(spec, units=6, attention_units=8)
+    assert models.count_trainable(model) > models.count_trainable(without)
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "m.keras").predict(x, verbose=0),
+                               model.predict(x, verbose=0), atol=1e-5)
+
 def test_ctc_loss_matches_hand_computed_value():
     # Two frames, one label "1": paths (1,1), (0,1), (1,0) -> p = p1a*p1b + p0a*p1b + p1a*p0b.
     logits = np.log(np.array([[[0.3, 0.7], [0.6, 0.4]]], dtype="float32"))

@@ -50,6 +50,7 @@ def recurrent_model(
     embedding_dim: int = 64,
     attention_units: int = 64,
     attention_heads: int = 4,
+    attention_with_last_state: bool = False,
     subsample: int = 1,
     param_budget: Optional[int] = None,
     name: Optional[str] = None,
@@ -69,6 +70,9 @@ def recurrent_model(
       embedding_dim: embedding width for token inputs.
       attention_units: width of the additive attention scorer.
       attention_heads: heads of the self-attention block.
+      attention_with_last_state: classification and forecast heads: give the head the last recurrent state beside
+        the attention context ([context, last state], as in Luong et al. 2015), so attention adds to what the plain
+        model sees instead of replacing it.
       subsample: stack this many consecutive frames into one before the recurrent layers (ctc and classification).
       param_budget: choose `units` so the trainable parameter count is within 5% of this number.
       name: model name; defaults to the cell and its variants.
@@ -77,7 +81,8 @@ def recurrent_model(
         return _fit_param_budget(
             spec, param_budget, cell=cell, bidirectional=bidirectional, attention=attention, layers=layers,
             dropout=dropout, recurrent_dropout=recurrent_dropout, embedding_dim=embedding_dim,
-            attention_units=attention_units, attention_heads=attention_heads, subsample=subsample, name=name,
+            attention_units=attention_units, attention_heads=attention_heads,
+            attention_with_last_state=attention_with_last_state, subsample=subsample, name=name,
         )
     _check_options(spec, cell, bidirectional, units, layers, dropout, recurrent_dropout, subsample)
     head = spec.outputs.head
@@ -87,10 +92,14 @@ def recurrent_model(
     if subsample > 1:
         x, mask = StackFrames(subsample, name="stack_frames")([x, mask])
     needs_sequence = head in ("causal_steps", "ctc") or attention
+    pooled = attention and head in ("classification", "forecast")
+    last_state = None
     for i in range(layers):
+        keep_state = pooled and attention_with_last_state and i == layers - 1
         rnn = CELLS[cell](
             units,
             return_sequences=needs_sequence or i < layers - 1,
+            return_state=keep_state,
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             name=f"{cell}_{i + 1}",
@@ -98,13 +107,22 @@ def recurrent_model(
         if bidirectional:
             rnn = keras.layers.Bidirectional(rnn, name=f"bidirectional_{i + 1}")
         x = rnn(ApplyMask(name=f"mask_{i + 1}")([x, mask]) if mask is not None else x)
+        if keep_state:
+            # The state after each direction's last real step ([h, c] per direction for an LSTM, [h] otherwise).
+            x, *states = x
+            hidden = states[0::2] if cell == "lstm" else states
+            last_state = hidden[0] if len(hidden) == 1 else keras.layers.Concatenate(name="last_state")(hidden)
     if dropout:
         x = keras.layers.Dropout(dropout, name="output_dropout")(x)
+        if last_state is not None:
+            last_state = keras.layers.Dropout(dropout, name="last_state_dropout")(last_state)
 
     if attention:
         attention_mask = mask if mask is not None else _all_true(x)
-        if head in ("classification", "forecast"):
+        if pooled:
             x, _ = AdditiveAttentionPooling(attention_units, name=ATTENTION_LAYER_NAME)([x, attention_mask])
+            if last_state is not None:
+                x = keras.layers.Concatenate(name="context_and_last_state")([x, last_state])
         else:
             x, _ = SelfAttentionBlock(attention_heads, causal=head == "causal_steps", name=ATTENTION_LAYER_NAME)(
                 [x, attention_mask]
