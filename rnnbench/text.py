@@ -21,6 +21,7 @@ import scipy.stats
 import tensorflow as tf
 
 from rnnbench.errors import DataError
+from rnnbench.tasks._pipeline import shuffled_indices
 
 TABLE_SUFFIXES = {".csv": ",", ".csv.gz": ",", ".tsv": "\t", ".tsv.gz": "\t"}
 NEGATIVE_LABELS = {"0", "neg", "negative"}
@@ -162,19 +163,16 @@ def token_dataset(sequences: Sequence[np.ndarray], labels: np.ndarray) -> tf.dat
 
 
 def _shuffled_token_dataset(sequences: Sequence[np.ndarray], labels: np.ndarray, seed: int) -> tf.data.Dataset:
-    """`token_dataset` in a new seeded order each pass, cheap at the start of a pass.
-
-    A whole-split shuffle buffer fills completely before it yields anything. Filled with the examples themselves it
-    held up training for 1-4 s at the start of every IMDB pass (22,500 reviews through a map each); filled with their
-    indices it takes milliseconds, and each example is sliced out as it is drawn, while the model trains.
-    """
+    """`token_dataset` in a new seeded order each pass (the order `token_dataset(...).shuffle(len(labels), seed)`
+    gives), without filling a whole-split shuffle buffer with reviews at the start of each pass (see
+    `shuffled_indices`): each review is sliced out as its index is drawn, while the model trains."""
     lengths = np.asarray([len(s) for s in sequences], dtype=np.int64)
     values = np.concatenate(list(sequences)).astype(np.int32) if len(sequences) else np.zeros(0, np.int32)
     starts = tf.constant(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
     lengths, values = tf.constant(lengths), tf.constant(values)
     targets = tf.constant(labels.astype(np.int32))
-    order = tf.data.Dataset.range(len(labels)).shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    return order.map(lambda i: (tf.slice(values, [starts[i]], [lengths[i]]), targets[i]))
+    return shuffled_indices(len(labels), seed).map(
+        lambda i: (tf.slice(values, [starts[i]], [lengths[i]]), targets[i]))
 
 
 def bucketed_batches(

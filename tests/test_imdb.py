@@ -115,6 +115,11 @@ def test_shuffled_batches_hold_every_review_once_per_pass_in_a_new_seeded_order(
     assert first != second  # a new order every pass
     assert one_pass(textlib.bucketed_batches(sequences, labels, 4, [10, 20], shuffle_seed=7)) == first
     assert one_pass(textlib.bucketed_batches(sequences, labels, 4, [10, 20], shuffle_seed=8)) != first
+    # The batches of a whole-split shuffle of the reviews themselves, which results before indices were shuffled
+    # were trained on.
+    reference = textlib.token_dataset(sequences, labels).shuffle(40, seed=7, reshuffle_each_iteration=True)
+    reference = reference.bucket_by_sequence_length(lambda x, y: tf.shape(x)[0], [10, 20], [4, 4, 4])
+    assert [one_pass(reference), one_pass(reference)] == [first, second]
 
 # -- the CSV/TSV path ------------------------------------------------------------------------------------------------
 

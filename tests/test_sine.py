@@ -77,3 +77,21 @@ def test_bad_sine_options_are_user_errors():
         sine.load(periods=(10.0, 5.0), amplitudes=(1.0,))
     with pytest.raises(UserError, match="noise must be > 0"):
         sine.load(noise=0.0)
+
+
+def test_shuffled_batches_are_those_of_a_whole_split_shuffle_pass_after_pass():
+    """Shuffling indices instead of examples (no buffer refill at each pass) must not change a single batch, or
+    every committed result trained on shuffled windows would no longer reproduce."""
+    import tensorflow as tf
+
+    from rnnbench.tasks._pipeline import array_dataset
+
+    x = np.random.default_rng(0).normal(size=(103, 5, 2)).astype(np.float32)
+    y = np.arange(103, dtype=np.int32)
+    shuffled = array_dataset(x, y, 8, shuffle_seed=11)
+    reference = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(103, seed=11, reshuffle_each_iteration=True)
+    reference = reference.batch(8)
+    passes = [[(xb.tolist(), yb.tolist()) for xb, yb in shuffled.as_numpy_iterator()] for _ in range(3)]
+    assert passes == [[(xb.tolist(), yb.tolist()) for xb, yb in reference.as_numpy_iterator()] for _ in range(3)]
+    assert passes[0] != passes[1]
+    assert int(shuffled.cardinality()) == 13

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import tensorflow as tf
 
 from rnnbench import audio, ctc
 from rnnbench.errors import DataError, UserError
@@ -538,3 +539,28 @@ def test_an4_real_archive_reads_every_utterance(shared_data):
     full = speech.load(dataset="an4", data_dir=str(shared_data / "an4_mfcc"))
     assert full.dataset["train_utterances"] + full.dataset["val_utterances"] == 948
     assert full.dataset["test_utterances"] == 130
+
+
+def test_shuffled_utterances_are_batched_as_a_whole_split_shuffle_batches_them():
+    """Slicing shuffled indices out of packed arrays (no buffer refill from Python at each pass) keeps the batches
+    of shuffling the utterances themselves, so committed results still reproduce."""
+    rng = np.random.default_rng(3)
+    vocabulary = ctc.Vocabulary("abc")
+    utterances = [speech.Utterance(f"u{i}", rng.normal(size=(int(n), 3)).astype(np.float32),
+                                   "".join(rng.choice(list("abc"), size=int(rng.integers(1, 4)))))
+                  for i, n in enumerate(rng.integers(4, 30, size=23))]
+    bounds, label_length = [10, 20, 31], 3
+
+    def passes(dataset):
+        return [[(x.tolist(), y.tolist()) for x, y in dataset.as_numpy_iterator()] for _ in range(2)]
+
+    shuffled = speech.make_dataset(utterances, vocabulary, 4, bounds, label_length, shuffle_seed=5)
+    reference = tf.data.Dataset.from_generator(
+        lambda: ((u.features, vocabulary.encode(u.transcript)) for u in utterances),
+        output_signature=(tf.TensorSpec((None, 3), tf.float32), tf.TensorSpec((None,), tf.int32)),
+    ).shuffle(len(utterances), seed=5, reshuffle_each_iteration=True).bucket_by_sequence_length(
+        lambda x, y: tf.shape(x)[0], bounds, [4] * (len(bounds) + 1), padded_shapes=([None, 3], [label_length]),
+        padding_values=(0.0, 0), pad_to_bucket_boundary=True)
+    got = passes(shuffled)
+    assert got == passes(reference) and got[0] != got[1]
+    assert int(shuffled.cardinality()) == sum(1 for _ in shuffled)

@@ -8,9 +8,22 @@ def run_shuffle_seed(data_seed: int, run_seed: int) -> int:
     return int(np.random.SeedSequence([int(data_seed), int(run_seed)]).generate_state(1, np.uint32)[0])
 
 
+def shuffled_indices(count: int, seed: int) -> tf.data.Dataset:
+    """0..count-1 in a new seeded order every pass: the order a whole-split `shuffle(count, seed)` gives any dataset
+    of `count` elements, since tf.data's shuffle draws its positions from the seed alone, never from the elements.
+
+    A whole-split shuffle buffer fills completely before it yields anything, at the start of every pass. Filled
+    with indices it takes milliseconds; filled with the examples themselves it held training up for 3.7-3.9 s at
+    each IMDB pass (22,500 reviews through a map) and 9 ms at each sine pass (8,329 windows). Shuffling indices and
+    gathering the examples as they are drawn gives the same batches without the wait.
+    """
+    return tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
+
+
 def array_dataset(x, y, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
     """Batched, prefetched `(x, y)`; reshuffled every epoch from `shuffle_seed` when one is given (training)."""
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if shuffle_seed is None:
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    inputs, targets = tf.constant(x), tf.constant(y)
+    return (shuffled_indices(len(x), shuffle_seed).batch(batch_size)
+            .map(lambda i: (tf.gather(inputs, i), tf.gather(targets, i))).prefetch(tf.data.AUTOTUNE))
