@@ -21,7 +21,7 @@ import scipy.stats
 import tensorflow as tf
 
 from rnnbench.errors import DataError
-from rnnbench.tasks._pipeline import shuffled_indices
+from rnnbench.tasks._pipeline import shuffled_rows
 
 TABLE_SUFFIXES = {".csv": ",", ".csv.gz": ",", ".tsv": "\t", ".tsv.gz": "\t"}
 NEGATIVE_LABELS = {"0", "neg", "negative"}
@@ -162,19 +162,6 @@ def token_dataset(sequences: Sequence[np.ndarray], labels: np.ndarray) -> tf.dat
     return tf.data.Dataset.from_tensor_slices((ragged, labels.astype(np.int32))).map(lambda x, y: (tf.identity(x), y))
 
 
-def _shuffled_token_dataset(sequences: Sequence[np.ndarray], labels: np.ndarray, seed: int) -> tf.data.Dataset:
-    """`token_dataset` in a new seeded order each pass (the order `token_dataset(...).shuffle(len(labels), seed)`
-    gives), without filling a whole-split shuffle buffer with reviews at the start of each pass (see
-    `shuffled_indices`): each review is sliced out as its index is drawn, while the model trains."""
-    lengths = np.asarray([len(s) for s in sequences], dtype=np.int64)
-    values = np.concatenate(list(sequences)).astype(np.int32) if len(sequences) else np.zeros(0, np.int32)
-    starts = tf.constant(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
-    lengths, values = tf.constant(lengths), tf.constant(values)
-    targets = tf.constant(labels.astype(np.int32))
-    return shuffled_indices(len(labels), seed).map(
-        lambda i: (tf.slice(values, [starts[i]], [lengths[i]]), targets[i]))
-
-
 def bucketed_batches(
     sequences: Sequence[np.ndarray],
     labels: np.ndarray,
@@ -190,7 +177,9 @@ def bucketed_batches(
     if shuffle_seed is None:
         ds = token_dataset(sequences, labels)
     else:
-        ds = _shuffled_token_dataset(sequences, labels, shuffle_seed)
+        # token_dataset's pairs in the order of shuffling them, without refilling a whole-split buffer of
+        # reviews at every pass (see shuffled_indices)
+        ds = shuffled_rows([sequences, np.asarray(labels)], [np.int32, np.int32], shuffle_seed)
     if boundaries:
         ds = ds.bucket_by_sequence_length(
             element_length_func=lambda x, y: tf.shape(x)[0],

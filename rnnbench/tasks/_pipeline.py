@@ -1,4 +1,6 @@
 """tf.data helpers shared by the tasks: arrays to batches, and per-run shuffle seeds."""
+from typing import Sequence
+
 import numpy as np
 import tensorflow as tf
 
@@ -18,6 +20,27 @@ def shuffled_indices(count: int, seed: int) -> tf.data.Dataset:
     gathering the examples as they are drawn gives the same batches without the wait.
     """
     return tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
+
+
+def shuffled_rows(columns: Sequence, dtypes: Sequence, seed: int) -> tf.data.Dataset:
+    """Example i as (column_0 row i, column_1 row i, ...), in the order of `shuffled_indices(count, seed)`.
+
+    A column is an array (row i is its i-th entry) or a list of variable-length arrays, packed once into one array
+    from which row i is sliced as its index is drawn.
+    """
+    def reader(column, dtype):
+        if isinstance(column, np.ndarray) and column.dtype != object:
+            rows = tf.constant(column.astype(dtype))
+            return lambda i: tf.gather(rows, i)
+        lengths = np.asarray([len(a) for a in column], dtype=np.int64)
+        values = tf.constant(np.concatenate([np.asarray(a, dtype) for a in column]) if len(column)
+                             else np.zeros(0, dtype))
+        ends = np.cumsum(lengths)
+        starts, ends = tf.constant(ends - lengths), tf.constant(ends)
+        return lambda i: values[starts[i]:ends[i]]
+
+    readers = [reader(column, dtype) for column, dtype in zip(columns, dtypes)]
+    return shuffled_indices(len(columns[0]), seed).map(lambda i: tuple(read(i) for read in readers))
 
 
 def array_dataset(x, y, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:

@@ -44,7 +44,7 @@ from rnnbench import audio, ctc
 from rnnbench.errors import DataError, UserError
 from rnnbench.registry import register_task
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
-from rnnbench.tasks._pipeline import run_shuffle_seed, shuffled_indices
+from rnnbench.tasks._pipeline import run_shuffle_seed, shuffled_rows
 
 DATASETS = ("digits", "yesno", "an4", "csv")
 DIGIT_WORDS = tuple(str(d) for d in range(10))
@@ -462,24 +462,6 @@ def sorted_batches(utterances: Sequence[Utterance], batch_size: int, bounds: Seq
     return batches
 
 
-def _shuffled_utterances(features: Sequence[np.ndarray], labels: Sequence[Sequence[int]], feature_dim: int,
-                         seed: int) -> tf.data.Dataset:
-    """(frames, label ids) pairs in the order `shuffle(len(features), seed)` gives, each sliced out of one array as
-    its index is drawn, instead of a whole-split buffer of utterances refilled from Python at every pass."""
-    def packed(arrays, dtype, width=None):
-        lengths = np.asarray([len(a) for a in arrays], dtype=np.int64)
-        shape = (0,) if width is None else (0, width)
-        values = np.concatenate([np.asarray(a, dtype) for a in arrays]) if len(arrays) else np.zeros(shape, dtype)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        return tf.constant(values), tf.constant(starts), tf.constant(lengths)
-
-    frames, frame_starts, frame_counts = packed(features, np.float32, feature_dim)
-    ids, id_starts, id_counts = packed(labels, np.int32)
-    return shuffled_indices(len(features), seed).map(lambda i: (
-        tf.slice(frames, tf.stack([frame_starts[i], 0]), tf.stack([frame_counts[i], feature_dim])),
-        tf.slice(ids, [id_starts[i]], [id_counts[i]])))
-
-
 def make_dataset(utterances: Sequence[Utterance], vocabulary: ctc.Vocabulary, batch_size: int, bounds: Sequence[int],
                  label_length: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
     """Batches (x (B, T, F) float32 padded with 0.0, y (B, label_length) int32 padded with 0), bucketed by length.
@@ -501,7 +483,7 @@ def make_dataset(utterances: Sequence[Utterance], vocabulary: ctc.Vocabulary, ba
         )
         ds = ds.apply(tf.data.experimental.assert_cardinality(len(features)))
     else:  # the order of a whole-split shuffle of the utterances, without refilling its buffer each pass
-        ds = _shuffled_utterances(features, labels, feature_dim, shuffle_seed)
+        ds = shuffled_rows([features, labels], [np.float32, np.int32], shuffle_seed)
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda x, y: tf.shape(x)[0],
         bucket_boundaries=list(bounds),
