@@ -29,14 +29,15 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--resume", action="store_true",
                        help="continue interrupted runs from their last finished epoch (finished runs are always skipped)")
 
-    commands.add_parser("list", help="list tasks, models and experiments")
+    listing = commands.add_parser("list", help="list tasks, models and experiments, or one task's options")
+    listing.add_argument("--task", help="print this task's options (name, type, default, help)")
 
     report = commands.add_parser("report", help="write results/<task>/ from the MLflow store")
     report.add_argument("--task", required=True)
     report.add_argument("--config-hash", help="report this configuration (default: the latest bench of the task)")
     report.add_argument("--results-dir", default="results")
 
-    generate = commands.add_parser("generate", help="sample text from a character language model run")
+    generate = commands.add_parser("generate", help="sample from a finished run of a task that can generate")
     generate.add_argument("--run-id", required=True)
     generate.add_argument("--prompt", default="\n")
     generate.add_argument("--length", type=int, default=500)
@@ -71,13 +72,20 @@ def _bench(args) -> int:
 
 def _list(args) -> int:
     from rnnbench import config as configuration
-    from rnnbench import registry
+    from rnnbench import options, registry
 
+    if args.task:
+        entry = registry.get_task_entry(args.task)
+        print(f"options of task {args.task} (--set task.<name>=VALUE; batch size is train.batch_size):")
+        for line in options.describe(entry.options) if entry.options else ["(declares none)"]:
+            print("  " + line)
+        return 0
     print("tasks:       " + ", ".join(registry.list_tasks()))
     print("models:      " + ", ".join(registry.list_models()))
     print("experiments:")
     for name, line in configuration.list_experiments().items():
         print(f"  {name:<16} {line}")
+    print("A task's options: rnnbench list --task NAME")
     return 0
 
 
@@ -89,10 +97,17 @@ def _report(args) -> int:
 
 
 def _generate(args) -> int:
-    from rnnbench.tasks import char_lm
+    from rnnbench import registry, tracking
+    from rnnbench.errors import UserError
 
-    print(char_lm.generate_from_run(run_id=args.run_id, prompt=args.prompt, length=args.length,
-                                    temperature=args.temperature, seed=args.seed))
+    task = tracking.run_tag(args.run_id, "task")
+    entry = registry.get_task_entry(task)
+    if entry.generate is None:
+        able = [name for name in registry.list_tasks() if registry.get_task_entry(name).generate]
+        raise UserError(f"run {args.run_id} is of task {task!r}, which cannot generate; tasks that can: "
+                        + (", ".join(able) or "(none)"))
+    print(entry.generate(run_id=args.run_id, prompt=args.prompt, length=args.length,
+                         temperature=args.temperature, seed=args.seed))
     return 0
 
 

@@ -18,7 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from rnnbench import registry
+from rnnbench import options, registry
 from rnnbench.errors import UserError
 
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -83,7 +83,9 @@ def load_experiment(name: str) -> tuple[dict, dict, str]:
 
 
 def option_types(fn) -> dict[str, Any]:
-    """Option name -> expected type, from a loader's or builder's keyword parameters."""
+    """Option name -> expected type: a task's declared options, or a builder's keyword parameters."""
+    if getattr(fn, "options", None) is not None:
+        return options.types_of(fn.options)
     hints = typing.get_type_hints(fn)
     types = {}
     for name, parameter in inspect.signature(fn).parameters.items():
@@ -102,46 +104,7 @@ def valid_keys(task: str, models: Sequence[str]) -> dict[str, dict[str, Any]]:
     return {"task": loader_types, "model": model_types, "train": dict(TRAIN_TYPES)}
 
 
-def _describe(kind) -> str:
-    return getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
-
-
-def coerce(key: str, value: Any, kind) -> Any:
-    """`value` (a string from the command line, or a Python value from a config file) as type `kind`."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)) and type(None) in args:
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
-            return None
-        kind = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin in (tuple, list) or kind in (tuple, list):
-        inner = args[0] if args else str
-        items = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(coerce(key, item.strip() if isinstance(item, str) else item, inner) for item in items)
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("1", "true", "yes", "on"):
-                return True
-            if str(value).lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if kind is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value) if not isinstance(value, str) else int(value.replace("_", ""))
-        if kind is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if kind is str:
-            if not isinstance(value, (str, int, float, bool)):
-                raise ValueError
-            return str(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{key}={value!r} is not a valid {_describe(kind)}") from None
-    return value
+coerce = options.coerce
 
 
 def apply_overrides(config: dict, overrides: Mapping[str, Any]) -> dict:
@@ -199,6 +162,9 @@ def validate(config: dict) -> dict:
                 raise UserError(f"unknown option {section}.{option}; valid {section} options: {valid}")
             out[option] = coerce(f"{section}.{option}", value, keys[section][option])
         resolved[field] = out
+    declared = registry.get_task_entry(task).options
+    if declared is not None:  # ranges, choices and checks across options, before any data is read
+        options.resolve(declared, resolved["task_options"])
     unknown = set(config) - {"task", "models", "seeds", *SECTIONS.values(), "experiment", "smoke"}
     if unknown:
         raise UserError(f"unknown configuration keys {sorted(unknown)}; valid: task, models, seeds, "
@@ -258,9 +224,50 @@ PROTOCOL = 3
 HASHED_ONLY_WHEN_SET = {"mixed_precision", "validations_per_epoch"}
 
 
+def content_fingerprint(path: str | Path) -> str:
+    """sha256 of a file's bytes, or of a folder's files (relative names and contents); 'missing:<name>' when absent.
+
+    File digests are kept per (path, size, modification time), so hashing a grid's run keys reads each file once.
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        return f"missing:{root.name}"
+    files = [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _FILE_DIGESTS:
+            file_digest = hashlib.sha256()
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    file_digest.update(block)
+            _FILE_DIGESTS[key] = file_digest.hexdigest()
+        digest.update(f"{file.relative_to(root) if file != root else ''}\0{_FILE_DIGESTS[key]}\n".encode())
+    return digest.hexdigest()
+
+
+_FILE_DIGESTS: dict[tuple, str] = {}
+
+
+def _located_by_content(task: str, task_options: Mapping) -> dict:
+    """Task options with every path option replaced by its data's fingerprint: the same data anywhere on disk, or on
+    another machine, gives the same configuration hash."""
+    declared = registry.get_task_entry(task).options
+    located = dict(task_options)
+    for name in (options.path_options(declared) if declared is not None else ()):
+        if located.get(name) is not None:
+            located[name] = {"content_sha256": content_fingerprint(located[name])}
+    return located
+
+
 def config_hash(config: Mapping) -> str:
-    """Identifies what a run computes, apart from which model and seed: task, options, training settings, protocol."""
+    """Identifies what a run computes, apart from which model and seed: task, options, training settings, protocol.
+
+    Files named by options enter by content, not by location.
+    """
     shared = {k: config[k] for k in ("task", "task_options", "model_options", "train")}
+    shared["task_options"] = _located_by_content(config["task"], config["task_options"])
     shared["train"] = {k: v for k, v in shared["train"].items()
                        if not (k in HASHED_ONLY_WHEN_SET and v == TRAIN_DEFAULTS[k])}
     shared["protocol"] = PROTOCOL

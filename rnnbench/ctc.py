@@ -9,10 +9,25 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import jiwer
+import keras
 import numpy as np
 from keras import ops
 
 BLANK = 0
+
+
+@keras.saving.register_keras_serializable(package="rnnbench")
+def ctc_loss(y_true, y_pred):
+    """CTC loss per example for logits `(batch, T, classes + 1)` with the blank at index 0.
+
+    `y_true` holds label ids 1..classes padded with 0 after each label sequence; its non-zero count is the label
+    length. Every output frame counts: the ctc head forces padded frames to blank, which leaves the loss exact.
+    """
+    labels = ops.cast(y_true, "int32")
+    label_length = ops.sum(ops.cast(ops.greater(labels, 0), "int32"), axis=-1)
+    frames = ops.shape(y_pred)[1]
+    output_length = ops.full((ops.shape(y_pred)[0],), frames, dtype="int32")
+    return ops.ctc_loss(labels, y_pred, label_length, output_length, mask_index=0)
 
 
 class Vocabulary:

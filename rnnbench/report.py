@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, Optional
@@ -45,7 +44,7 @@ def collect_runs(runs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
             seen.add(key)
             finished.append({"run_id": run["run_id"], "model": run["tags"].get("model"),
                              "kind": run["tags"].get("kind", "model"), "seed": run["tags"].get("seed", ""),
-                             **run["metrics"]})
+                             **run["metrics"], "diverged_reason": run["tags"].get("diverged_reason", "")})
     for run in runs:
         key = run["tags"].get("run_key")
         if run["status"] in ("FAILED", "KILLED") and key not in seen:
@@ -59,7 +58,7 @@ def summarize(per_run: pd.DataFrame, primary: str = "loss", higher_is_better: bo
     """model, kind, <metric>_mean/_std/_ci95 per metric, params, sec_per_epoch_mean, runs; best first."""
     from scipy import stats
 
-    metric_columns = [c for c in per_run.columns if c not in ("run_id", "model", "kind", "seed")]
+    metric_columns = [c for c in per_run.columns if c not in ("run_id", "model", "kind", "seed", "diverged_reason")]
     rows = []
     for (model, kind), group in per_run.groupby(["model", "kind"], sort=False):
         row = {"model": model, "kind": kind}
@@ -112,23 +111,22 @@ def write_report(task: str, *, tracker: Optional[tracking.Tracker] = None, confi
     _atomic_write(out_dir / "runs.csv", lambda p: per_run.to_csv(p, index=False, float_format="%.6g"))
     plots = _plots(tracker, per_run, summary, primary, higher, out_dir)
     notes = _task_notes(task, summary)
-    readme = _readme(task, summary, failed, primary, higher, any_run, config_hash, plots, notes)
+    readme = _readme(task, summary, failed, primary, higher, any_run, config_hash, plots, notes, per_run)
     _atomic_write(out_dir / "README.md", lambda p: p.write_text(readme))
     echo(f"rnnbench: report written to {out_dir}/ (summary.csv, README.md, {len(plots)} plots)")
     return out_dir
 
 
 def _task_notes(task: str, summary: pd.DataFrame) -> str:
-    """A task module may define `report_notes(summary) -> markdown` for conclusions only it can draw."""
+    """A task may register `report_notes(summary) -> markdown` for conclusions only it can draw."""
     try:
-        module = sys.modules[registry.get_task(task).__module__]
+        notes = registry.get_task_entry(task).report_notes
     except UserError:
         return ""
-    notes = getattr(module, "report_notes", None)
     return notes(summary) if notes else ""
 
 
-def _readme(task, summary, failed, primary, higher, run, config_hash, plots, notes) -> str:
+def _readme(task, summary, failed, primary, higher, run, config_hash, plots, notes, per_run) -> str:
     params, tags = run.data.params, run.data.tags
     experiment = tags.get("experiment") or task
     smoke = tags.get("smoke") == "True"
@@ -151,6 +149,11 @@ def _readme(task, summary, failed, primary, higher, run, config_hash, plots, not
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     if notes:
         lines += ["", notes.strip()]
+    diverged = per_run[per_run["diverged_reason"].astype(bool)] if "diverged_reason" in per_run else per_run[:0]
+    if not diverged.empty:
+        lines += ["", "## Diverged runs (finished and counted above, but training failed)", "",
+                  "| model | seed | why |", "| --- | --- | --- |"]
+        lines += [f"| {r.model} | {r.seed} | {r.diverged_reason} |" for r in diverged.itertuples()]
     if not failed.empty:
         lines += ["", "## Failed or interrupted runs (not counted above)", "", "| model | seed | status | reason |",
                   "| --- | --- | --- | --- |"]

@@ -21,7 +21,7 @@ import scipy.stats
 import tensorflow as tf
 
 from rnnbench.errors import DataError
-from rnnbench.tasks._pipeline import shuffled_rows
+from rnnbench.pipeline import shuffled_rows
 
 TABLE_SUFFIXES = {".csv": ",", ".csv.gz": ",", ".tsv": "\t", ".tsv.gz": "\t"}
 NEGATIVE_LABELS = {"0", "neg", "negative"}

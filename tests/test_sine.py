@@ -84,7 +84,7 @@ def test_shuffled_batches_are_those_of_a_whole_split_shuffle_pass_after_pass():
     every committed result trained on shuffled windows would no longer reproduce."""
     import tensorflow as tf
 
-    from rnnbench.tasks._pipeline import array_dataset
+    from rnnbench.pipeline import array_dataset
 
     x = np.random.default_rng(0).normal(size=(103, 5, 2)).astype(np.float32)
     y = np.arange(103, dtype=np.int32)

@@ -96,6 +96,8 @@ class AdditiveAttentionPooling(keras.layers.Layer):
     Called on `[h, mask]` (mask may be all True), returns `[context (batch, features), weights (batch, time)]`.
     """
 
+    returns_attention_weights = True  # (output, weights): rnnbench.attention reads the weights back
+
     def __init__(self, units: int = 64, **kwargs):
         super().__init__(**kwargs)
         self.units = units
@@ -135,6 +137,8 @@ class SelfAttentionBlock(keras.layers.Layer):
     Called on `[h, mask]`, returns `[h + attention, weights (batch, heads, time, time)]`. With `causal=True`, step t
     attends to steps <= t only, which keeps a language model causal.
     """
+
+    returns_attention_weights = True  # (output, weights): rnnbench.attention reads the weights back
 
     def __init__(self, num_heads: int = 4, causal: bool = False, **kwargs):
         super().__init__(**kwargs)

@@ -17,6 +17,7 @@ from typing import Optional
 
 import keras
 
+from rnnbench.attention import ATTENTION_LAYER_NAME
 from rnnbench.errors import UserError
 from rnnbench.models.layers import (
     AdditiveAttentionPooling,
@@ -30,7 +31,6 @@ from rnnbench.registry import register_model
 from rnnbench.spec import TaskSpec
 
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-ATTENTION_LAYER_NAME = "attention"
 
 
 class IncompatibleModelError(UserError, ValueError):

@@ -1,28 +1,13 @@
-"""Helpers around built models: compile, the CTC loss, reading attention weights back, and a cuDNN eligibility report."""
+"""Helpers around built models: compile and a cuDNN eligibility report (the CTC loss and attention read-back live in
+the shared `rnnbench.ctc` and `rnnbench.attention`, re-exported here)."""
 from __future__ import annotations
 
 from typing import Optional
 
 import keras
-import numpy as np
-from keras import ops
 
-from rnnbench.models.layers import AdditiveAttentionPooling, SelfAttentionBlock
-from rnnbench.models.recurrent import ATTENTION_LAYER_NAME
-
-
-@keras.saving.register_keras_serializable(package="rnnbench")
-def ctc_loss(y_true, y_pred):
-    """CTC loss per example for logits `(batch, T, classes + 1)` with the blank at index 0.
-
-    `y_true` holds label ids 1..classes padded with 0 after each label sequence; its non-zero count is the label
-    length. Every output frame counts: the ctc head forces padded frames to blank, which leaves the loss exact.
-    """
-    labels = ops.cast(y_true, "int32")
-    label_length = ops.sum(ops.cast(ops.greater(labels, 0), "int32"), axis=-1)
-    frames = ops.shape(y_pred)[1]
-    output_length = ops.full((ops.shape(y_pred)[0],), frames, dtype="int32")
-    return ops.ctc_loss(labels, y_pred, label_length, output_length, mask_index=0)
+from rnnbench.attention import attention_weights  # noqa: F401  (re-exported for notebooks)
+from rnnbench.ctc import ctc_loss  # noqa: F401  (re-exported for notebooks)
 
 
 def compile_model(model: keras.Model, spec, *, learning_rate: float = 1e-3, clipnorm: Optional[float] = 1.0,
@@ -34,21 +19,6 @@ def compile_model(model: keras.Model, spec, *, learning_rate: float = 1e-3, clip
                for m in spec.metrics]
     model.compile(optimizer=optimizer, loss=spec.loss, metrics=metrics, jit_compile=jit_compile)
     return model
-
-
-def attention_weights(model: keras.Model, x) -> Optional[np.ndarray]:
-    """Attention weights of an attention model for inputs `x`, or None for a model without attention.
-
-    Pooling attention gives `(batch, time)`; self-attention gives `(batch, heads, time, time)`.
-    """
-    try:
-        layer = model.get_layer(ATTENTION_LAYER_NAME)
-    except ValueError:
-        return None
-    if not isinstance(layer, (AdditiveAttentionPooling, SelfAttentionBlock)):
-        return None
-    probe = keras.Model(model.input, layer.output[1])
-    return np.asarray(probe(x, training=False))
 
 
 def _recurrent_layers(model: keras.Model):

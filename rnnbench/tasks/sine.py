@@ -6,6 +6,7 @@ predict the next `horizon` steps. Because the noise is unpredictable, the best p
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import numpy as np
 
 from rnnbench import forecasting
 from rnnbench.errors import UserError
+from rnnbench.options import as_dict, option
 from rnnbench.registry import register_task
-from rnnbench.tasks._pipeline import array_dataset, run_shuffle_seed
+from rnnbench.pipeline import array_dataset, run_shuffle_seed
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
 
 
@@ -35,37 +37,34 @@ def _error_metrics(y_true, y_pred, noise: float) -> dict:
             "mae": forecasting.mae(y_true, y_pred), "rmse_over_noise": rmse / noise}
 
 
-@register_task("sine")
-def load(
-    *,
-    batch_size: int = 64,
-    seed: int = 0,
-    steps: int = 12000,
-    periods: tuple[float, ...] = (40.0, 23.0, 11.0),
-    amplitudes: tuple[float, ...] = (1.0, 0.5, 0.25),
-    noise: float = 0.1,
-    input_len: int = 64,
-    horizon: int = 8,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-) -> TaskSpec:
-    """Noisy sine forecasting.
+@dataclasses.dataclass(frozen=True)
+class SineOptions:
+    seed: int = option(0, "draws the phases and the noise (the data seed, not the model seed)")
+    steps: int = option(12000, "length of the whole series before splitting", minimum=1)
+    periods: tuple[float, ...] = option((40.0, 23.0, 11.0), "period of each sine component, in steps", minimum=0,
+                                        exclusive=True)
+    amplitudes: tuple[float, ...] = option((1.0, 0.5, 0.25), "amplitude of each sine component")
+    noise: float = option(0.1, "standard deviation of the Gaussian noise, the floor of any forecaster's RMSE",
+                          minimum=0, exclusive=True)
+    input_len: int = option(64, "steps each window sees", minimum=1)
+    horizon: int = option(8, "steps each window predicts", minimum=1)
+    val_fraction: float = option(0.15, "the validation part: after the training part, in time order", minimum=0)
+    test_fraction: float = option(0.15, "the test part: the end of the series; no window crosses a boundary",
+                                  minimum=0)
 
-    Args:
-      seed: draws the phases and the noise (the data seed, not the model seed).
-      steps: length of the whole series before splitting.
-      periods, amplitudes: one entry per sine component.
-      noise: standard deviation of the Gaussian noise, the floor of any forecaster's RMSE.
-      input_len, horizon: steps seen and steps predicted by each window.
-      val_fraction, test_fraction: the last parts of the series, in time order; no window crosses a boundary.
-    """
-    if len(periods) != len(amplitudes) or not periods:
-        raise UserError(f"task.periods and task.amplitudes need the same non-zero length, got {periods} and {amplitudes}")
-    if noise <= 0:
-        raise UserError(f"task.noise must be > 0 (it is the RMSE yardstick), got {noise}")
-    if min(input_len, horizon, steps) < 1:
-        raise UserError("task.steps, task.input_len and task.horizon must be >= 1")
-    series, _ = make_series(steps, periods, amplitudes, noise, seed)
+    def __post_init__(self):
+        if len(self.periods) != len(self.amplitudes) or not self.periods:
+            raise UserError(f"task.periods and task.amplitudes need the same non-zero length, got {self.periods} "
+                            f"and {self.amplitudes}")
+
+
+@register_task("sine", options=SineOptions)
+def load(options: SineOptions, *, batch_size: int = 64) -> TaskSpec:
+    """Noisy sine forecasting: windows of `input_len` steps predict the next `horizon` steps."""
+    seed, steps, noise = options.seed, options.steps, options.noise
+    input_len, horizon = options.input_len, options.horizon
+    val_fraction, test_fraction = options.val_fraction, options.test_fraction
+    series, _ = make_series(steps, options.periods, options.amplitudes, noise, seed)
     train_part, val_part, test_part = forecasting.chronological_split(
         steps, (1.0 - val_fraction - test_fraction, val_fraction, test_fraction)
     )
@@ -103,8 +102,6 @@ def load(
         fig.savefig(out_dir / "forecasts.png", dpi=100)
         plt.close(fig)
 
-    options = dict(seed=seed, steps=steps, periods=tuple(periods), amplitudes=tuple(amplitudes), noise=noise,
-                   input_len=input_len, horizon=horizon, val_fraction=val_fraction, test_fraction=test_fraction)
     return TaskSpec(
         name="sine",
         inputs=InputSpec("features", feature_dim=1, length=input_len),
@@ -121,7 +118,7 @@ def load(
         baselines=baselines,
         dataset={"name": "synthetic_sine", "sha256": hashlib.sha256(series.tobytes()).hexdigest(),
                  "train_windows": len(x_train), "val_windows": len(x_val), "test_windows": len(x_test)},
-        options=options,
+        options=as_dict(options),
         evaluate=evaluate,
         artifacts=artifacts,
     )
