@@ -20,10 +20,15 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from rnnbench import owner as owners
 from rnnbench.errors import UserError
 
 DEFAULT_DB = "mlflow.db"
 _PARAM_VALUE_LIMIT = 6000
+OWNER_TAG, HEARTBEAT_TAG = "rnnbench_owner", "rnnbench_heartbeat"
+# What SQLAlchemy/MLflow say about a store whose schema creation was cut short, or a file that is no SQLite store.
+_DAMAGE_SIGNS = ("already exists", "duplicate column", "out-of-date database schema", "no such table",
+                 "file is not a database", "malformed", "alembic_version")
 
 
 def tracking_uri() -> str:
@@ -102,20 +107,66 @@ def _flatten(prefix: str, value: Any, out: dict) -> dict:
     return out
 
 
+def _sqlite_path(uri: str) -> Optional[Path]:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def create_store_atomically(uri: str) -> None:
+    """A new SQLite store is built under a temporary name and renamed into place once its schema is complete, so a
+    kill during MLflow's schema creation (seconds of migrations) leaves no store rather than a broken one.
+    Call with the store lock held: any temporary file still there then belongs to a creation that was killed."""
+    path = _sqlite_path(uri)
+    if path is None or path.exists():
+        return
+    for stale in path.parent.glob(f".{path.name}.creating-*"):
+        stale.unlink(missing_ok=True)
+    staging = path.parent / f".{path.name}.creating-{os.getpid()}"
+    MlflowClient(tracking_uri=f"sqlite:///{staging}").search_experiments(max_results=1)  # runs the migrations
+    os.replace(staging, path)
+
+
+def store_error(uri: str, error: BaseException) -> BaseException:
+    """The user-facing error for a store that cannot be opened: unwritable or damaged SQLite files get one line
+    naming the file and the fix; anything else is returned unchanged."""
+    path = _sqlite_path(uri)
+    if path is None:
+        return error
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    unwritable = (isinstance(error, OSError) and error.errno in (13, 30)) or "readonly" in str(error).lower() \
+        or not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK))
+    if unwritable:
+        return UserError(f"MLflow store {path} is not writable ({text}): run from a folder you can write to, make "
+                         f"the file writable, or set MLFLOW_TRACKING_URI=sqlite:////a/writable/folder/mlflow.db")
+    if any(sign in str(error).lower() for sign in _DAMAGE_SIGNS):
+        return UserError(f"MLflow store {path} is damaged ({text}); an earlier command was probably killed while "
+                         f"creating it. Move it aside (mv {path} {path}.damaged) and run again to start a new store; "
+                         "rnnbench cannot recover the runs in it")
+    return error
+
+
 class Tracker:
-    """Runs of one task in one store."""
+    """Runs of one task in one store. Opening one marks the task's stranded runs KILLED (see `reap_stranded`)."""
 
     def __init__(self, task: str, uri: Optional[str] = None):
         self.uri = uri or tracking_uri()
         check_reachable(self.uri)
         name = experiment_name(task)
-        with _store_lock(self.uri):  # two processes creating one SQLite store race in its schema migration
-            self.client = MlflowClient(tracking_uri=self.uri)
-            experiment = self.client.get_experiment_by_name(name)
-            if experiment is None:
-                self.experiment_id = self.client.create_experiment(name, artifact_location=self._artifact_location(name))
-            else:
-                self.experiment_id = experiment.experiment_id
+        try:
+            with _store_lock(self.uri):  # two processes creating one SQLite store race in its schema migration
+                create_store_atomically(self.uri)
+                self.client = MlflowClient(tracking_uri=self.uri)
+                experiment = self.client.get_experiment_by_name(name)
+                if experiment is None:
+                    self.experiment_id = self.client.create_experiment(
+                        name, artifact_location=self._artifact_location(name))
+                else:
+                    self.experiment_id = experiment.experiment_id
+        except UserError:
+            raise
+        except Exception as error:
+            raise store_error(self.uri, error) from None
+        self.owner = owners.this_process()
+        self.reap_stranded()
 
     def _artifact_location(self, name: str) -> Optional[str]:
         if self.uri.startswith("sqlite:///"):
@@ -124,10 +175,65 @@ class Tracker:
 
     # -- runs ------------------------------------------------------------------------------------------------------
     def start_run(self, name: str, tags: Mapping[str, str], parent_id: Optional[str] = None) -> str:
-        all_tags = {"mlflow.runName": name, **{k: str(v) for k, v in tags.items()}}
+        all_tags = {"mlflow.runName": name, **{k: str(v) for k, v in tags.items()}, OWNER_TAG: self.owner,
+                    HEARTBEAT_TAG: f"{time.time():.0f}"}
         if parent_id:
             all_tags["mlflow.parentRunId"] = parent_id
         return self.client.create_run(self.experiment_id, tags=all_tags, run_name=name).info.run_id
+
+    def start_claimed_run(self, name: str, tags: Mapping[str, str], run_key: str,
+                          parent_id: Optional[str] = None) -> tuple[Optional[str], Optional[str]]:
+        """(run id, None) when this process now holds the one claim on `run_key`; (None, holder) when a finished run
+        or another live process's run holds it. The claim is the earliest live RUNNING run of the key: created,
+        then checked, under the store lock for a local SQLite store; create-then-check alone elsewhere."""
+        with _store_lock(self.uri):
+            run_id = self.start_run(name, {**tags, "run_key": run_key}, parent_id)
+            holders = []
+            for run in self._runs(f"tags.run_key = '{run_key}'"):
+                if run.info.status == "FINISHED":
+                    holders.append((0, 0, run.info.run_id, "a finished run"))
+                elif run.info.status == "RUNNING" and not self._stranded(run):
+                    holders.append((1, run.info.start_time, run.info.run_id,
+                                    run.data.tags.get(OWNER_TAG, "another process")))
+            winner = min(holders)
+            if winner[2] == run_id:
+                return run_id, None
+            self.client.delete_run(run_id)
+            return None, winner[3]
+
+    def heartbeat(self, run_id: str) -> None:
+        """Renews the lease of a run (what tells runs of live processes on other hosts from stranded ones)."""
+        self.client.set_tag(run_id, HEARTBEAT_TAG, f"{time.time():.0f}")
+
+    def _runs(self, filter_string: str) -> list:
+        found, token = [], None
+        while True:
+            page = self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=1000,
+                                           page_token=token)
+            found.extend(page)
+            token = page.token
+            if not token:
+                return found
+
+    @staticmethod
+    def _stranded(run) -> bool:
+        beat = run.data.tags.get(HEARTBEAT_TAG)
+        return owners.stranded(run.data.tags.get(OWNER_TAG), float(beat) if beat else None,
+                               run.info.start_time / 1000)
+
+    def reap_stranded(self) -> list[str]:
+        """Marks KILLED every RUNNING run of this task that no live process owns (killed by SIGKILL, a crash or a
+        lost machine), with the reason; returns their ids."""
+        reaped = []
+        for run in self._runs("attributes.status = 'RUNNING'"):
+            if self._stranded(run):
+                holder = run.data.tags.get(OWNER_TAG, "an unknown process")
+                self.client.set_tag(run.info.run_id, "failure_reason",
+                                    f"stranded: its process ({holder}) ended without finishing it; marked KILLED "
+                                    "by a later command")
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+                reaped.append(run.info.run_id)
+        return reaped
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
@@ -220,13 +326,27 @@ def load_model(run_id: str, uri: Optional[str] = None):
     """The Keras model logged with run `run_id`."""
     import mlflow.keras
 
-    import rnnbench.models  # noqa: F401  (registers the custom layers the saved model refers to)
+    from rnnbench import registry
+
+    registry.list_models()  # discovers the model modules, which register the custom layers a saved model refers to
 
     try:
         with fluent_store(uri or tracking_uri()):
             return mlflow.keras.load_model(f"runs:/{run_id}/model")
     except Exception as error:  # MlflowException for unknown runs, OSError for missing artifacts
         raise UserError(f"cannot load the model of run {run_id} from {uri or tracking_uri()}: {error}") from None
+
+
+def run_tag(run_id: str, key: str, uri: Optional[str] = None) -> str:
+    """One tag of run `run_id` (e.g. its task); a clear error when the run or the tag is not in the store."""
+    client = MlflowClient(tracking_uri=uri or tracking_uri())
+    try:
+        tags = client.get_run(run_id).data.tags
+    except Exception as error:
+        raise UserError(f"no run {run_id} in {uri or tracking_uri()}: {error}") from None
+    if key not in tags:
+        raise UserError(f"run {run_id} has no tag {key!r}; is it an rnnbench run?")
+    return tags[key]
 
 
 def download_artifact(run_id: str, artifact_path: str, uri: Optional[str] = None) -> Path:

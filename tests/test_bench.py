@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from rnnbench import config, runner, tracking
+from rnnbench import compute, config, measure, registry, runner, streaming, tracking
 from rnnbench.cli import main
 
 TINY = ["task.steps=600", "task.input_len=16", "task.horizon=2", "model.units=4", "train.batch_size=32"]
@@ -123,7 +123,7 @@ def test_loading_a_logged_model_leaves_the_users_store_setting_alone(tiny_bench,
 def _train_once(seed):
     resolved = config.resolve(task="sine", models="lstm", seeds=str(seed), epochs=2, sets=TINY)
     spec = runner.load_task(resolved)
-    runner.set_seed(seed)
+    compute.set_seed(seed)
     model = runner.build_model(spec, "lstm", resolved)
     model.fit(spec.train, validation_data=spec.val, epochs=2, verbose=0)
     return model.evaluate(spec.test, verbose=0, return_dict=True), [np.array(w) for w in model.weights]
@@ -164,11 +164,11 @@ def test_jit_policy_uses_xla_for_masked_lstm():
                         loss=None)
 
     fixed, variable = spec(length=20), spec()
-    assert runner.recurrent_cells(runner.registry.get_model("bi_lstm")(fixed, units=4)) == {"lstm"}
-    assert runner.use_xla(runner.registry.get_model("bi_lstm")(fixed, units=4), fixed)
-    assert runner.use_xla(runner.registry.get_model("lstm_attention")(fixed, units=4), fixed)
+    assert compute.recurrent_cells(registry.get_model("bi_lstm")(fixed, units=4)) == {"lstm"}
+    assert compute.use_xla(registry.get_model("bi_lstm")(fixed, units=4), fixed)
+    assert compute.use_xla(registry.get_model("lstm_attention")(fixed, units=4), fixed)
     # a program per batch shape, never unmapped by TensorFlow's XLA CPU JIT: long grids would run out of maps
-    assert not runner.use_xla(runner.registry.get_model("gru")(variable, units=4), variable)
+    assert not compute.use_xla(registry.get_model("gru")(variable, units=4), variable)
 
 
 def test_mixed_precision_option_trains_in_float16_with_float32_outputs():
@@ -190,14 +190,14 @@ def test_mixed_precision_option_trains_in_float16_with_float32_outputs():
 
 
 def test_a_warning_names_the_fixes_when_memory_maps_run_low(monkeypatch):
-    held, limit = runner.memory_maps()
+    held, limit = measure.memory_maps()
     assert 0 < held < limit or (held, limit) == (0, 0)  # (0, 0) off Linux
     lines = []
-    monkeypatch.setattr(runner, "memory_maps", lambda: (50_000, 65_530))
-    runner._warn_when_memory_maps_run_low(lines.append)
+    monkeypatch.setattr(measure, "memory_maps", lambda: (50_000, 65_530))
+    measure.warn_when_memory_maps_run_low(lines.append)
     assert len(lines) == 1 and "jit_compile=false" in lines[0] and "same command again" in lines[0]
-    monkeypatch.setattr(runner, "memory_maps", lambda: (2_000, 65_530))
-    runner._warn_when_memory_maps_run_low(lines.append)
+    monkeypatch.setattr(measure, "memory_maps", lambda: (2_000, 65_530))
+    measure.warn_when_memory_maps_run_low(lines.append)
     assert len(lines) == 1
 
 
@@ -206,15 +206,15 @@ def test_the_endless_stream_keeps_the_order_of_a_reshuffled_repetition():
         return tf.data.Dataset.range(10).shuffle(10, seed=3, reshuffle_each_iteration=True).batch(4).prefetch(2)
 
     expected = [b.numpy().tolist() for b in data().repeat().take(9)]
-    assert [b.numpy().tolist() for b in runner.endless(data()).take(9)] == expected
+    assert [b.numpy().tolist() for b in streaming.endless(data()).take(9)] == expected
     assert expected[:3] != expected[3:6]  # each pass has its own order
 
 
 def test_validating_twice_per_epoch_keeps_epochs_as_passes(tmp_path, monkeypatch, capsys):
     resolved = config.resolve(task="sine", models="gru", seeds="0", epochs=2, sets=TINY)
     spec = runner.load_task(resolved)
-    whole, steps, per_pass = runner.training_stream(spec, 0)
-    halves, half_steps, same_pass = runner.training_stream(spec, 0, validations_per_epoch=2)
+    whole, steps, per_pass = streaming.training_stream(spec, 0)
+    halves, half_steps, same_pass = streaming.training_stream(spec, 0, validations_per_epoch=2)
     assert (steps, per_pass, same_pass) == (per_pass, same_pass, per_pass) and half_steps == -(-per_pass // 2)
     for (a, _), (b, _) in zip(whole.take(per_pass), halves.take(per_pass)):  # the same batches, only cut differently
         np.testing.assert_array_equal(a.numpy(), b.numpy())

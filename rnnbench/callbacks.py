@@ -1,0 +1,141 @@
+"""The callbacks of a run: NaN guard, best weights with early stopping, epoch timing, MLflow logging, progress lines."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+
+from rnnbench.errors import UserError
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss and remembers why."""
+
+    reason: Optional[str] = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.reason = f"loss became {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1}"
+            self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the best epoch by `monitor` (lower is better) and restores them after training.
+
+    Also stops early after `patience` epochs without improvement (0: never) or after `max_minutes` (0: no limit).
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, max_minutes: float = 0.0):
+        super().__init__()
+        self.monitor, self.patience, self.max_minutes = monitor, patience, max_minutes
+        self.best, self.best_epoch, self.best_logs, self.best_weights = math.inf, -1, {}, None
+        self.time_capped = False
+        self.stopped = False  # it ended training (patience or time cap): a resumed run has nothing left to train
+
+    def on_train_begin(self, logs=None):
+        self._start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise UserError(f"monitor {self.monitor!r} is not among the epoch metrics {sorted(logs)}")
+        value = float(logs[self.monitor])
+        if math.isfinite(value) and value < self.best:
+            self.best, self.best_epoch, self.best_logs = value, epoch, dict(logs)
+            self.best_weights = self.model.get_weights()
+        elif self.patience and epoch - self.best_epoch >= self.patience:
+            self.model.stop_training = self.stopped = True
+        if self.max_minutes and time.monotonic() - self._start > self.max_minutes * 60:
+            self.model.stop_training = self.stopped = True
+            self.time_capped = True  # logged: a capped run's epoch count depends on the machine's speed
+
+    def restore(self, model: keras.Model) -> None:
+        if self.best_weights is not None:
+            model.set_weights(self.best_weights)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    restored: list[float] = []  # durations of epochs finished before a resume
+    durations: list[float] = []
+
+    def on_train_begin(self, logs=None):
+        self.durations: list[float] = list(self.restored)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.durations.append(time.perf_counter() - self._start)
+        if logs is not None:
+            logs["epoch_seconds"] = self.durations[-1]
+
+    def seconds_per_epoch(self) -> float:
+        """Mean epoch time without the first epoch, which also pays for tracing and compilation."""
+        steady = self.durations[1:] or self.durations
+        return float(np.mean(steady))
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Per-epoch metrics to MLflow: `train_<name>` for training, `val_<name>` for validation."""
+
+    def __init__(self, tracker, run_id):
+        super().__init__()
+        self.tracker, self.run_id = tracker, run_id
+
+    def on_epoch_end(self, epoch, logs=None):
+        named = {(k if k.startswith("val_") or k in ("epoch_seconds", "learning_rate") else f"train_{k}"): float(v)
+                 for k, v in (logs or {}).items() if isinstance(v, (int, float, np.floating)) or np.ndim(v) == 0}
+        self.tracker.log_metrics(self.run_id, named, step=epoch)
+        self.tracker.heartbeat(self.run_id)
+
+
+class Progress:
+    """Progress of a grid: one line per epoch, 'run i/N, model, seed, epoch, metrics, ETA', readable in a log file."""
+
+    def __init__(self, runs: int, epochs: int, echo: Callable[[str], None], validations_per_epoch: int = 1):
+        # Counted in Keras epochs, each 1/validations_per_epoch of a pass; shown in passes.
+        self.runs, self.epochs, self.echo = runs, epochs * validations_per_epoch, echo
+        self.per_epoch = validations_per_epoch
+        self.epoch_times: list[float] = []
+        self.started = time.monotonic()
+
+    def skip(self, index: int, model: str, seed: int, why: str = "already finished in the store, skipped") -> None:
+        self.echo(f"[{index}/{self.runs}] {model} seed={seed}: {why}")
+
+    def callback(self, index: int, model: str, seed: int) -> keras.callbacks.Callback:
+        progress = self
+
+        class _Line(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.monotonic()
+
+            def on_epoch_end(self, epoch, logs=None):
+                progress.epoch_times.append(time.monotonic() - self._start)
+                remaining = (self.params.get("epochs", progress.epochs) - epoch - 1) + (
+                    progress.runs - index) * progress.epochs
+                eta = remaining * float(np.median(progress.epoch_times))
+                shown = " ".join(f"{k}={float(v):.4g}" for k, v in (logs or {}).items()
+                                 if k not in ("epoch_seconds",) and np.ndim(v) == 0)
+                total = self.params.get("epochs", progress.epochs)
+                unit = "epoch" if progress.per_epoch == 1 else f"1/{progress.per_epoch} epoch"
+                progress.echo(f"[{index}/{progress.runs}] {model} seed={seed} epoch "
+                              f"{(epoch + 1) / progress.per_epoch:g}/{total / progress.per_epoch:g} {shown} | "
+                              f"{progress.epoch_times[-1]:.1f}s/{unit} | ETA {_clock(eta)}")
+
+        return _Line()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,96 @@
+"""What a run records in the store besides its metrics: parameters, ranking tags, baselines as runs, artifacts."""
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rnnbench import config as configuration
+from rnnbench import models as zoo
+from rnnbench.plots import plot_attention, plot_learning_curve
+
+
+def ranking_tags(spec) -> dict:
+    return {"primary_metric": spec.primary_metric, "higher_is_better": spec.higher_is_better}
+
+
+def run_params(config: dict, model_name: str, seed: int, spec) -> dict:
+    return {
+        "task": config["task"], "model": model_name, "seed": seed, "experiment": config["experiment"],
+        "protocol": configuration.PROTOCOL,
+        "task_options": dict(spec.options) or config["task_options"], "model_options": config["model_options"],
+        "train": config["train"], "dataset": dict(spec.dataset), "notes": dict(spec.notes),
+    }
+
+
+# A run "diverged" when its test loss (or lower-is-better primary metric) ends this many times above the worst of its
+# task's naive baselines, or is not finite: such a run finished, but its numbers mean training failed.
+DIVERGENCE_FACTOR = 10.0
+
+
+def divergence(spec, test: dict) -> str:
+    """Why a finished run counts as diverged, or "" when it does not."""
+    names = ["loss"] + ([spec.primary_metric] if not spec.higher_is_better else [])
+    for name in dict.fromkeys(names):
+        value = test.get(f"test_{name}")
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            return f"test {name} is {value}"
+        naive = [float(m[name]) for m in spec.baselines.values() if name in m and math.isfinite(float(m[name]))]
+        if naive and max(naive) > 0 and value > DIVERGENCE_FACTOR * max(naive):
+            return (f"test {name} {value:.4g} is {value / max(naive):.3g} x the worst baseline's "
+                    f"({max(naive):.4g}); training diverged (try a lower train.learning_rate)")
+    return ""
+
+
+def log_baselines(tracker, spec, config, parent_id, environment) -> None:
+    """Each baseline is a child run of kind 'baseline', so reports treat it as a row like any model."""
+    for name, metrics in spec.baselines.items():
+        key = configuration.run_key(config, f"baseline:{name}", -1)
+        if tracker.finished_run(key):
+            continue
+        run_id, _ = tracker.start_claimed_run(
+            f"baseline-{name}",
+            {"rnnbench_role": "child", "kind": "baseline", "task": config["task"], "model": name, "seed": "",
+             "config_hash": configuration.config_hash(config), "experiment": config["experiment"],
+             **ranking_tags(spec)},
+            key, parent_id=parent_id,
+        )
+        if run_id is None:  # another process is logging it, or has
+            continue
+        tracker.log_params(run_id, {"task": config["task"], "model": name, "dataset": dict(spec.dataset),
+                                    "task_options": dict(spec.options), "env": environment})
+        tracker.log_metrics(run_id, {f"test_{k}": v for k, v in metrics.items()})
+        tracker.end_run(run_id, "FINISHED")
+
+
+def log_run_artifacts(tracker, run_id, model, spec, config, model_name, seed, history, environment) -> None:
+    """Resolved config, environment, cuDNN report, model summary, learning curve, attention map, the task's own
+    files, and the model itself with an input example and signature."""
+    x, _ = spec.example_batch()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        resolved = {**config, "models": [model_name], "seeds": [seed]}
+        (folder / "config.json").write_text(json.dumps(resolved, indent=2, default=str))
+        (folder / "environment.json").write_text(json.dumps(environment, indent=2, default=str))
+        (folder / "cudnn_report.json").write_text(json.dumps(zoo.cudnn_report(model), indent=2))
+        lines: list[str] = []
+        model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+        (folder / "model_summary.txt").write_text("\n".join(lines))
+        plot_learning_curve(history, spec.primary_metric, folder / "learning_curve.png", title=f"{model_name} seed {seed}")
+        weights = zoo.attention_weights(model, x[:4])
+        if weights is not None:
+            plot_attention(weights, folder / "attention.png", title=model_name)
+        if spec.artifacts:
+            task_folder = folder / "task"
+            task_folder.mkdir()
+            spec.artifacts(model, task_folder)
+        tracker.log_artifacts(run_id, folder)
+    tracker.log_keras_model(run_id, model, x, np.asarray(model.predict_on_batch(x)),
+                            requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"])
