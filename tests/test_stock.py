@@ -10,26 +10,13 @@ import pytest
 
 from rnnbench.errors import DataError, UserError
 from rnnbench.tasks import stock
-
-
-def write_prices(tmp_path, prices, name="prices.csv", start="2001-01-01", **columns):
-    """A CSV with Date (business days), Close = prices and any extra columns; returns its path."""
-    frame = pd.DataFrame({"Date": pd.bdate_range(start, periods=len(prices)).strftime("%Y-%m-%d"), "Close": prices,
-                          **columns})
-    path = tmp_path / name
-    frame.to_csv(path, index=False)
-    return path
+from tiny_data import random_walk, write_prices
 
 
 def write_text(tmp_path, text, name="prices.csv"):
     path = tmp_path / name
     path.write_text(text)
     return path
-
-
-def random_walk(days, seed=0, sigma=0.01):
-    rng = np.random.default_rng(seed)
-    return 100.0 * np.exp(np.cumsum(rng.normal(0.0, sigma, days)))
 
 
 def read(path, **options):
