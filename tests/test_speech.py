@@ -3,7 +3,6 @@ the AN4 `.mfc` reader, batching and padding, the feature cache, every bad-input 
 synthetic audio and (when present) the real yesno, FSDD and AN4 data."""
 import csv
 import math
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import tensorflow as tf
 from rnnbench import audio, ctc
 from rnnbench.errors import DataError, UserError
 from rnnbench.tasks import speech
+from tiny_data import make_an4, write_mfc
 
 RATE = 16000
 # Two "words" for the synthetic corpus: each letter is a tone, separated by short pauses.
@@ -177,7 +177,7 @@ def test_beam_search_finds_the_likelier_labelling_that_greedy_misses():
 
 
 def test_beam_search_returns_the_likelier_labelling_on_noisy_logits():
-    from rnnbench.models import ctc_loss
+    from rnnbench.ctc import ctc_loss
 
     # Noisy frames that are mostly blank: greedy reads one label, but a labelling with more labels can collect more
     # probability over all its alignments. Whatever beam search returns must be at least as likely as greedy's
@@ -196,7 +196,7 @@ def test_beam_search_returns_the_likelier_labelling_on_noisy_logits():
 
 
 def test_ctc_loss_matches_the_hand_computed_probability():
-    from rnnbench.models import ctc_loss
+    from rnnbench.ctc import ctc_loss
 
     logits = _log_probabilities([[0.6, 0.4], [0.6, 0.4]])
     loss = float(np.asarray(ctc_loss(np.array([[1, 0]]), logits))[0])
@@ -219,13 +219,6 @@ def test_error_rates_on_known_strings():
 # AN4 `.mfc` files.
 
 
-def write_mfc(path: Path, frames: np.ndarray, header: int | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    values = np.asarray(frames, dtype=">f4").ravel()
-    path.write_bytes(np.array([values.size if header is None else header], dtype=">i4").tobytes() + values.tobytes())
-    return path
-
-
 def test_mfc_reader_round_trips_big_endian_frames(tmp_path):
     frames = np.arange(5 * 13, dtype=np.float32).reshape(5, 13) / 7
     np.testing.assert_array_equal(speech.read_mfc(write_mfc(tmp_path / "u.mfc", frames)), frames)
@@ -243,32 +236,6 @@ def test_mfc_reader_refuses_damaged_files(tmp_path, content, problem):
     with pytest.raises(DataError, match=problem) as caught:
         speech.read_mfc(path)
     assert str(path) in str(caught.value)
-
-
-def make_an4(folder: Path, speakers=("spka", "spkb", "spkc"), per_speaker=3, packed=False) -> Path:
-    """A miniature AN4 tree: etc/ lists plus .mfc cepstra, or the cepstra packed as an4_feat_mfc.tar.gz."""
-    rng = np.random.default_rng(0)
-    texts = ["YES", "NO", "GO", "A B C", "ERASE TWO"]
-    feat = (folder / "staging" if packed else folder) / "an4" / "feat"
-    for split, prefix, spks in (("train", "an4_clstk", speakers), ("test", "an4test_clstk", ("spkt",))):
-        ids, lines = [], []
-        for s in spks:
-            for k in range(per_speaker):
-                utt = f"an{k}-{s}-b"
-                ids.append(f"{prefix}/{s}/{utt}")
-                text = texts[(len(ids) + k) % len(texts)]
-                lines.append(f"<s> {text} </s> ({utt})" if k == 0 else f"{text} ({utt})")
-                write_mfc(feat / prefix / s / f"{utt}.mfc", rng.normal(size=(40 + 10 * k, 13)))
-        (folder / "etc").mkdir(parents=True, exist_ok=True)
-        (folder / "etc" / f"an4_{split}.fileids").write_text("\n".join(ids) + "\n")
-        (folder / "etc" / f"an4_{split}.transcription").write_text("\n".join(lines) + "\n")
-    if packed:
-        with tarfile.open(folder / "an4_feat_mfc.tar.gz", "w:gz") as tar:
-            tar.add(folder / "staging" / "an4", arcname="an4")
-        import shutil
-
-        shutil.rmtree(folder / "staging")
-    return folder
 
 
 def test_an4_loader_reads_lists_and_holds_out_whole_speakers(tmp_path):
