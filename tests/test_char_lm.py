@@ -13,13 +13,8 @@ from rnnbench.errors import DataError, UserError
 from rnnbench.registry import get_task
 from rnnbench.tasks import char_lm
 from rnnbench.tasks.char_lm import CharVocab
+from tiny_data import tiny_text
 
-WORDS = "to be or not that is the question whether tis nobler in mind suffer slings arrows".split()
-
-
-def tiny_text(lines: int = 120, seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
-    return "".join(" ".join(rng.choice(WORDS, size=6)) + "\n" for _ in range(lines))
 
 
 def write_text(tmp_path, text: str, name: str = "corpus.txt"):

@@ -15,33 +15,8 @@ import tensorflow_datasets as tfds
 from rnnbench import text as textlib
 from rnnbench.errors import DataError, UserError
 from rnnbench.tasks import imdb
+from tiny_data import SHARED_WORDS, make_reviews, write_table
 
-POSITIVE_WORDS = ["great", "wonderful", "superb", "moving"]
-NEGATIVE_WORDS = ["awful", "boring", "dull", "terrible"]
-SHARED_WORDS = POSITIVE_WORDS + NEGATIVE_WORDS + ["film"]
-
-
-def make_reviews(count: int, marker: str, seed: int) -> tuple[list[str], list[int]]:
-    """Reviews of 2..30 words: sentiment words, the word "film", and one word unique to the review (`marker` + i),
-    with `<br />` tags that must disappear. Labels alternate, so every slice has both classes."""
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    for i in range(count):
-        label = i % 2
-        words = list(rng.choice(POSITIVE_WORDS if label else NEGATIVE_WORDS, size=int(rng.integers(1, 30))))
-        words.insert(int(rng.integers(0, len(words) + 1)), f"{marker}{i}")
-        texts.append("The film<br /><br />" + " ".join(words) + "!")
-        labels.append(label)
-    return texts, labels
-
-
-def write_table(path, texts, labels, header=("id", "label", "text"), delimiter=","):
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "wt", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, delimiter=delimiter)
-        writer.writerow(header)
-        for i, (text, label) in enumerate(zip(texts, labels)):
-            writer.writerow([i, label, text])
 
 
 @pytest.fixture(scope="module")
