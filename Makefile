@@ -1,4 +1,5 @@
-# rnnbench: `make bench TASK=sine` runs a benchmark, `make test` runs the tests; both set up .venv when needed.
+# rnnbench: `make bench TASK=sine` runs a benchmark (report in reports/sine/; REFERENCE=1 regenerates the committed
+# results/sine/), `make test` runs the tests; both set up .venv when needed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 TASK ?= sine
 ARGS := $(if $(SMOKE),--smoke) $(if $(MODELS),--models $(MODELS)) $(if $(SEEDS),--seeds $(SEEDS)) \
-        $(if $(EPOCHS),--epochs $(EPOCHS)) $(foreach s,$(SET),--set $(s))
+        $(if $(EPOCHS),--epochs $(EPOCHS)) $(foreach s,$(SET),--set $(s)) $(if $(REFERENCE),--reference)
 
 .PHONY: setup bench test report ui list perf clean
 
@@ -23,7 +24,7 @@ bench: $(STAMP)
 	$(BIN)/rnnbench bench --task $(TASK) $(ARGS)
 
 report: $(STAMP)
-	$(BIN)/rnnbench report --task $(TASK)
+	$(BIN)/rnnbench report --task $(TASK) $(if $(REFERENCE),--reference)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

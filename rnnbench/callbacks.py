@@ -101,37 +101,54 @@ class EpochLogger(keras.callbacks.Callback):
 
 
 class Progress:
-    """Progress of a grid: one line per epoch, 'run i/N, model, seed, epoch, metrics, ETA', readable in a log file."""
+    """Progress of a grid: one line per epoch, 'run i/N, model, seed, epoch, metrics, ETA', and one per finished run
+    with its test figures, readable in a log file.
+
+    The ETA adds the epochs left in this run (at this run's own epoch time) to the runs still to come, each costing
+    what a whole finished run cost on average (building, tracing, evaluation and logging included), or until one has
+    finished, what this run is heading for.
+    """
 
     def __init__(self, runs: int, epochs: int, echo: Callable[[str], None], validations_per_epoch: int = 1):
         # Counted in Keras epochs, each 1/validations_per_epoch of a pass; shown in passes.
         self.runs, self.epochs, self.echo = runs, epochs * validations_per_epoch, echo
         self.per_epoch = validations_per_epoch
-        self.epoch_times: list[float] = []
-        self.started = time.monotonic()
+        self.run_times: list[float] = []
+        self._run_started = time.monotonic()
 
     def skip(self, index: int, model: str, seed: int, why: str = "already finished in the store, skipped") -> None:
         self.echo(f"[{index}/{self.runs}] {model} seed={seed}: {why}")
 
+    def finished(self, index: int, model: str, seed: int, metrics: dict, primary: str) -> None:
+        self.run_times.append(time.monotonic() - self._run_started)
+        shown = [f"test_{primary}", "test_loss", "params", "sec_per_epoch"]
+        figures = " ".join(f"{name}={metrics[name]:.4g}" for name in dict.fromkeys(shown) if name in metrics)
+        self.echo(f"[{index}/{self.runs}] {model} seed={seed} finished in {_clock(self.run_times[-1])}: {figures}")
+
+    def eta(self, index: int, epoch: int, total: int, epoch_times: list[float]) -> float:
+        this_run = (total - epoch - 1) * float(np.mean(epoch_times))
+        per_run = float(np.mean(self.run_times)) if self.run_times else \
+            time.monotonic() - self._run_started + this_run
+        return this_run + (self.runs - index) * per_run
+
     def callback(self, index: int, model: str, seed: int) -> keras.callbacks.Callback:
-        progress = self
+        progress, epoch_times = self, []
+        self._run_started = time.monotonic()
 
         class _Line(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
                 self._start = time.monotonic()
 
             def on_epoch_end(self, epoch, logs=None):
-                progress.epoch_times.append(time.monotonic() - self._start)
-                remaining = (self.params.get("epochs", progress.epochs) - epoch - 1) + (
-                    progress.runs - index) * progress.epochs
-                eta = remaining * float(np.median(progress.epoch_times))
+                epoch_times.append(time.monotonic() - self._start)
+                total = self.params.get("epochs", progress.epochs)
                 shown = " ".join(f"{k}={float(v):.4g}" for k, v in (logs or {}).items()
                                  if k not in ("epoch_seconds",) and np.ndim(v) == 0)
-                total = self.params.get("epochs", progress.epochs)
                 unit = "epoch" if progress.per_epoch == 1 else f"1/{progress.per_epoch} epoch"
                 progress.echo(f"[{index}/{progress.runs}] {model} seed={seed} epoch "
                               f"{(epoch + 1) / progress.per_epoch:g}/{total / progress.per_epoch:g} {shown} | "
-                              f"{progress.epoch_times[-1]:.1f}s/{unit} | ETA {_clock(eta)}")
+                              f"{epoch_times[-1]:.1f}s/{unit} | ETA "
+                              f"{_clock(progress.eta(index, epoch, total, epoch_times))}")
 
         return _Line()
 

@@ -165,7 +165,8 @@ def validate(config: dict) -> dict:
     declared = registry.get_task_entry(task).options
     if declared is not None:  # ranges, choices and checks across options, before any data is read
         options.resolve(declared, resolved["task_options"])
-    unknown = set(config) - {"task", "models", "seeds", *SECTIONS.values(), "experiment", "smoke"}
+    unknown = set(config) - {"task", "models", "seeds", *SECTIONS.values(), "experiment", "smoke", "command",
+                             "overridden"}
     if unknown:
         raise UserError(f"unknown configuration keys {sorted(unknown)}; valid: task, models, seeds, "
                         + ", ".join(SECTIONS.values()))
@@ -212,7 +213,15 @@ def resolve(task: Optional[str] = None, experiment: Optional[str] = None, smoke:
     if epochs is not None:
         flags["train.epochs"] = epochs
     flags.update(parse_sets(sets))
-    return validate(apply_overrides(config, flags))
+    resolved = validate(apply_overrides(config, flags))
+    # What the report's "Reproduce" line prints, and whether this is the experiment exactly as its file states it.
+    given = [f"--{key} {value}" for key, value in (("models", models), ("seeds", seeds), ("epochs", epochs))
+             if value is not None] + [f"--set {pair}" for pair in sets]
+    target = f"--experiment {experiment}" if experiment else f"--task {task}"
+    resolved["command"] = " ".join(["rnnbench bench", target] + ["--smoke"] * smoke + given) if given else (
+        f"make bench TASK={name}" + (" SMOKE=1" if smoke else ""))
+    resolved["overridden"] = bool(flags)
+    return resolved
 
 
 # Bumped whenever a change to rnnbench alters the numbers a config produces (data order, initialisation, kernels),

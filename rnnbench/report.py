@@ -111,7 +111,9 @@ def write_report(task: str, *, tracker: Optional[tracking.Tracker] = None, confi
     _atomic_write(out_dir / "runs.csv", lambda p: per_run.to_csv(p, index=False, float_format="%.6g"))
     plots = _plots(tracker, per_run, summary, primary, higher, out_dir)
     notes = _task_notes(task, summary)
-    readme = _readme(task, summary, failed, primary, higher, any_run, config_hash, plots, notes, per_run)
+    bench = tracker.latest_parent(config_hash)
+    command = bench.data.tags.get("command", "") if bench is not None else ""
+    readme = _readme(task, summary, failed, primary, higher, any_run, config_hash, plots, notes, per_run, command)
     _atomic_write(out_dir / "README.md", lambda p: p.write_text(readme))
     echo(f"rnnbench: report written to {out_dir}/ (summary.csv, README.md, {len(plots)} plots)")
     return out_dir
@@ -126,7 +128,7 @@ def _task_notes(task: str, summary: pd.DataFrame) -> str:
     return notes(summary) if notes else ""
 
 
-def _readme(task, summary, failed, primary, higher, run, config_hash, plots, notes, per_run) -> str:
+def _readme(task, summary, failed, primary, higher, run, config_hash, plots, notes, per_run, command) -> str:
     params, tags = run.data.params, run.data.tags
     experiment = tags.get("experiment") or task
     smoke = tags.get("smoke") == "True"
@@ -162,7 +164,8 @@ def _readme(task, summary, failed, primary, higher, run, config_hash, plots, not
         lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in plots]
     env = {k[len("env."):]: v for k, v in params.items() if k.startswith("env.")}
     lines += ["", "## Environment", "", "| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in sorted(env.items())]
-    command = f"make bench TASK={experiment}" if not smoke else f"make bench TASK={task} SMOKE=1"
+    # The command the runs came from, with its options (older stores lack it: then the experiment's make line).
+    command = command or (f"make bench TASK={experiment}" if not smoke else f"make bench TASK={task} SMOKE=1")
     lines += ["", "## Reproduce", "", "```", command, "```", "",
               f"Data locations, expected results and hardware: `experiments/{experiment}.py`. Per-run numbers: "
               "[runs.csv](runs.csv); the full configuration of each run is in its MLflow artifacts (`config.json`), "

@@ -46,9 +46,10 @@ def build_model(spec, model_name: str, config: dict) -> keras.Model:
                              jit_compile=xla)
 
 
-def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Optional[str] = None,
-          echo: Callable[[str], None] = print, resume: bool = False) -> dict:
-    """Runs every (model, seed) of `config` not already finished in the store, then writes the report.
+def bench(config: dict, *, results_dir: Path | str = "reports", tracking_uri: Optional[str] = None,
+          echo: Callable[[str], None] = print, resume: bool = False, incomplete_dir: Optional[str] = None) -> dict:
+    """Runs every (model, seed) of `config` not already finished in the store, then writes the report into
+    `results_dir/<experiment>` (into `incomplete_dir` instead, when given, if a run failed or the grid was stopped).
 
     Returns {"parent_run_id", "finished", "skipped", "failed", "report_dir"}. Ctrl-C or SIGTERM marks the current run
     KILLED, writes the report for what finished, and re-raises KeyboardInterrupt.
@@ -59,24 +60,29 @@ def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Op
         registry.get_model(model_name)(spec, **model_options(model_name, config))
     environment = describe_environment()
     config_hash = configuration.config_hash(config)
+    grid = [(m, s) for m in config["models"] for s in config["seeds"]]
+    keys = [configuration.run_key(config, m, s) for m, s in grid] + [
+        configuration.run_key(config, f"baseline:{name}", -1) for name in spec.baselines]
+    outcome = {"parent_run_id": None, "finished": 0, "skipped": 0, "failed": 0, "report_dir": None}
+    if all(tracker.finished_run(key) for key in keys):  # nothing to do: no empty parent run, only the report
+        echo(f"rnnbench: all {len(grid)} runs of this grid are already finished in {tracker.uri}")
+        outcome["skipped"] = len(grid)
+        return _report(config, tracker, config_hash, results_dir, outcome, echo)
     parent_id = tracker.start_run(
         f"{config['experiment'] or config['task']}{'-smoke' if config['smoke'] else ''}",
         {"rnnbench_role": "parent", "task": config["task"], "config_hash": config_hash,
-         "experiment": config["experiment"], "smoke": config["smoke"]},
+         "experiment": config["experiment"], "smoke": config["smoke"], "command": config.get("command", "")},
     )
     tracker.log_params(parent_id, {"config": config, "env": environment})
     tracker.log_json(parent_id, "config.json", config)
-    grid = [(m, s) for m in config["models"] for s in config["seeds"]]
     progress = Progress(len(grid), config["train"]["epochs"], echo, config["train"]["validations_per_epoch"])
-    outcome = {"parent_run_id": parent_id, "finished": 0, "skipped": 0, "failed": 0, "report_dir": None}
-    status = "FINISHED"
+    outcome["parent_run_id"], status = parent_id, "FINISHED"
     echo(f"rnnbench: task {config['task']}, {len(grid)} runs ({', '.join(config['models'])} x seeds "
          f"{config['seeds']}), store {tracker.uri}")
     try:
         log_baselines(tracker, spec, config, parent_id, environment)
         for index, (model_name, seed) in enumerate(grid, start=1):
-            key = configuration.run_key(config, model_name, seed)
-            if tracker.finished_run(key):
+            if tracker.finished_run(keys[index - 1]):
                 outcome["skipped"] += 1
                 progress.skip(index, model_name, seed)
                 continue
@@ -88,13 +94,14 @@ def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Op
                     progress.skip(index, model_name, seed, "claimed by another process, skipped")
                     continue
                 outcome["finished"] += 1
+                progress.finished(index, model_name, seed, tracker.get_run(run_id).data.metrics, spec.primary_metric)
                 tracker.heartbeat(parent_id)
                 warn_when_memory_maps_run_low(echo)
             except UserError:
                 raise  # the same mistake would fail every run: stop the grid and say what to fix
             except Exception as error:  # the run is marked FAILED with its reason; the grid goes on
                 outcome["failed"] += 1
-                echo(f"[{index}/{len(grid)}] {model_name} seed={seed} FAILED: {type(error).__name__}: {error}")
+                progress.skip(index, model_name, seed, f"FAILED: {type(error).__name__}: {error}")
     except KeyboardInterrupt:
         status = "KILLED"
         echo("rnnbench: interrupted; the current run is marked KILLED, finished runs are kept. "
@@ -104,15 +111,22 @@ def bench(config: dict, *, results_dir: Path | str = "results", tracking_uri: Op
         if status == "FINISHED" and outcome["failed"] and not outcome["finished"]:
             status = "FAILED"  # every run this call trained failed
         tracker.end_run(parent_id, status)
-        from rnnbench.report import write_report
+        complete = status == "FINISHED" and not outcome["failed"]
+        _report(config, tracker, config_hash, results_dir if complete or not incomplete_dir else incomplete_dir,
+                outcome, echo)
+    return outcome
 
-        # One folder per experiment (the task's own experiment shares its name), so variants never overwrite.
-        report_dir = Path(results_dir) / ((config["experiment"] or config["task"]) + ("_smoke" if config["smoke"] else ""))
-        try:
-            write_report(config["task"], tracker=tracker, config_hash=config_hash, out_dir=report_dir, echo=echo)
-            outcome["report_dir"] = str(report_dir)
-        except Exception as error:  # a broken report must not hide the training outcome
-            echo(f"rnnbench: the report could not be written: {error}")
+
+def _report(config, tracker, config_hash, results_dir, outcome, echo) -> dict:
+    from rnnbench.report import write_report
+
+    # One folder per experiment (the task's own experiment shares its name), so variants never overwrite.
+    report_dir = Path(results_dir) / ((config["experiment"] or config["task"]) + ("_smoke" if config["smoke"] else ""))
+    try:
+        write_report(config["task"], tracker=tracker, config_hash=config_hash, out_dir=report_dir, echo=echo)
+        outcome["report_dir"] = str(report_dir)
+    except Exception as error:  # a broken report must not hide the training outcome
+        echo(f"rnnbench: the report could not be written: {error}")
     return outcome
 
 

@@ -75,10 +75,11 @@ class TaskSpec:
     name: str
     inputs: InputSpec
     outputs: OutputSpec
-    train: Any  # tf.data.Dataset
-    val: Any
-    test: Any
-    loss: Any
+    # A task fills all four; a notebook that only builds a model can leave them out (`TaskSpec(name, inputs, outputs)`).
+    train: Any = None  # tf.data.Dataset
+    val: Any = None
+    test: Any = None
+    loss: Any = None
     metrics: Sequence[Any] = ()
     primary_metric: str = "loss"  # the leaderboard's sort key, without prefix (e.g. "rmse", "accuracy")
     higher_is_better: bool = False

@@ -308,11 +308,10 @@ class Tracker:
             for r in runs
         ]
 
-    def latest_parent(self):
-        runs = self.client.search_runs(
-            [self.experiment_id], filter_string="tags.rnnbench_role = 'parent'", max_results=1,
-            order_by=["attributes.start_time DESC"],
-        )
+    def latest_parent(self, config_hash: Optional[str] = None):
+        filters = "tags.rnnbench_role = 'parent'" + (f" and tags.config_hash = '{config_hash}'" if config_hash else "")
+        runs = self.client.search_runs([self.experiment_id], filter_string=filters, max_results=1,
+                                       order_by=["attributes.start_time DESC"])
         return runs[0] if runs else None
 
     def get_run(self, run_id: str):

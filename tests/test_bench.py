@@ -67,7 +67,8 @@ def test_bench_logs_runs_metrics_artifacts_and_report(tiny_bench):
     assert summary.set_index("model").loc["lstm", "runs"] == 2
     assert set(summary.set_index("model")["kind"]) == {"model", "baseline"}
     readme = (results / "sine" / "README.md").read_text()
-    assert "| lstm |" in readme and "make bench TASK=sine" in readme and "## Environment" in readme
+    assert "| lstm |" in readme and "## Environment" in readme
+    assert "rnnbench bench --task sine --models lstm,gru --seeds 0,1 --epochs 1 --set task.steps=600" in readme
     for plot in ("quality_vs_params.png", "quality_vs_time.png", "learning_curves.png"):
         assert (results / "sine" / plot).stat().st_size > 1000
 

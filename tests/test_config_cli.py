@@ -1,7 +1,7 @@
 """Registry, configuration validation and the CLI's answers to user errors (exit 2, one line, no traceback)."""
 import pytest
 
-from rnnbench import config, registry
+from rnnbench import config, registry, tracking
 from rnnbench.cli import main
 from rnnbench.errors import UserError
 
@@ -90,3 +90,55 @@ def test_options_added_later_change_the_hash_only_when_set():
     plain = config.resolve(task="sine")
     assert config.config_hash(plain) == config.config_hash(config.resolve(task="sine", sets=["train.mixed_precision=false"]))
     assert config.config_hash(plain) != config.config_hash(config.resolve(task="sine", sets=["train.mixed_precision=true"]))
+
+
+def test_several_pairs_after_one_set_and_the_command_they_reproduce():
+    from rnnbench.cli import _parser
+
+    args = _parser().parse_args(["bench", "--task", "sine", "--set", "task.noise=0.2", "model.units=8",
+                                 "--set", "train.epochs=3"])
+    pairs = [pair for group in args.sets for pair in group]
+    resolved = config.resolve(task="sine", sets=pairs)
+    assert resolved["task_options"]["noise"] == 0.2 and resolved["model_options"]["units"] == 8
+    assert resolved["train"]["epochs"] == 3 and resolved["overridden"]
+    assert resolved["command"] == ("rnnbench bench --task sine --set task.noise=0.2 --set model.units=8 "
+                                   "--set train.epochs=3")
+    plain = config.resolve(task="sine")
+    assert plain["command"] == "make bench TASK=sine" and not plain["overridden"]
+    assert config.config_hash(plain) == config.config_hash(config.resolve(experiment="sine"))
+
+
+def test_reference_reports_only_for_the_experiment_as_stated(capsys, mlflow_store):
+    assert main(["bench", "--task", "sine", "--reference", "--set", "task.noise=0.2"]) == 2
+    assert "--reference regenerates the committed report" in capsys.readouterr().err
+    assert main(["bench", "--task", "sine", "--reference", "--smoke"]) == 2
+
+
+def test_a_users_grid_writes_its_report_outside_results(tmp_path, monkeypatch, mlflow_store, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["bench", "--task", "sine", "--models", "gru", "--seeds", "0", "--epochs", "1", "--set", "task.steps=600",
+            "task.input_len=16", "task.horizon=2", "model.units=4"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "reports" / "sine" / "README.md").is_file() and not (tmp_path / "results").exists()
+    assert "[1/1] gru seed=0 finished in" in out and "test_rmse=" in out
+    parents = tracking.Tracker("sine", mlflow_store).client.search_runs(
+        [tracking.Tracker("sine", mlflow_store).experiment_id], "tags.rnnbench_role = 'parent'")
+    assert main(argv) == 0  # everything finished: no new, empty parent run
+    assert "already finished" in capsys.readouterr().out
+    tracker = tracking.Tracker("sine", mlflow_store)
+    assert len(tracker.client.search_runs([tracker.experiment_id], "tags.rnnbench_role = 'parent'")) == len(parents)
+
+
+def test_data_files_enter_the_hash_by_content_not_location(tmp_path):
+    from tiny_data import random_walk, write_prices
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    here, there = write_prices(first, random_walk(300)), write_prices(second, random_walk(300))
+    hash_of = lambda path: config.config_hash(config.resolve(task="stock", sets=[f"task.data_file={path}"]))  # noqa
+    assert hash_of(here) == hash_of(there)
+    write_prices(second, random_walk(300, seed=1))
+    assert hash_of(here) != hash_of(there)
+    assert config.content_fingerprint(first) == config.content_fingerprint(first)
+    assert config.content_fingerprint(tmp_path / "nowhere").startswith("missing:")

@@ -186,3 +186,14 @@ def test_outputs_stay_float32_under_mixed_precision(head):
         assert np.asarray(model(x)).dtype == np.float32
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_model_for_a_notebook_needs_no_datasets_and_a_misspelt_option_names_the_valid_ones():
+    from rnnbench.errors import UserError
+    from rnnbench.models import gru
+    from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
+
+    spec = TaskSpec("mine", InputSpec("tokens", vocab_size=50, masked=True), OutputSpec("classification", num_classes=3))
+    assert gru(spec, units=8).output_shape == (None, 3)
+    with pytest.raises(UserError, match="gru\\(\\) has no option 'unit'; its options: units, layers"):
+        gru(spec, unit=8)

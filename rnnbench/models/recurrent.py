@@ -254,6 +254,10 @@ def _make_builder(registered_name: str, cell: str, bidirectional: bool, attentio
 
     @functools.wraps(recurrent_model)
     def builder(spec: TaskSpec, **options) -> keras.Model:
+        valid = [name for name in inspect.signature(recurrent_model).parameters if name not in (*fixed, "spec")]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:  # a typo names the options that exist, not a TypeError from deep inside
+            raise UserError(f"{registered_name}() has no option {unknown[0]!r}; its options: {', '.join(valid)}")
         options.setdefault("name", registered_name)
         return recurrent_model(spec, **fixed, **options)
 
