@@ -1,8 +1,9 @@
 """Character-level language model on Tiny Shakespeare: the five causal recurrent models at 300k parameters, 2 seeds.
 
 Command:  TFDS_DATA_DIR=<tfds data dir> make bench TASK=char_lm     (rnnbench bench --task char_lm)
-          (without TFDS_DATA_DIR, tensorflow-datasets downloads tiny_shakespeare, 1 MB, into ~/tensorflow_datasets;
-          on the project's machines the data dir is ../shared/data/tfds)
+          (without the prepared data it stops at once and says so; --set task.download=true lets
+          tensorflow-datasets download tiny_shakespeare, 1 MB; on the project's machines the data dir is
+          ../shared/data/tfds)
 Smoke:    TFDS_DATA_DIR=<tfds data dir> make bench TASK=char_lm SMOKE=1   (100k training characters, lstm and
           gru_attention at 30k parameters, one epoch: 103 s on the busy 2-core CPU)
 Data:     tensorflow-datasets tiny_shakespeare 1.0.0: train 1,003,854 / validation 55,770 / test 55,770 characters,

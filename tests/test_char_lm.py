@@ -290,6 +290,25 @@ def test_unusable_text_files_raise_data_error_naming_the_file(tmp_path, content,
     assert "bad.txt" in str(caught.value)
 
 
+@pytest.mark.parametrize("content", [bytes(range(256)) * 40, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 300],
+                         ids=["not-utf8", "png"])
+def test_binary_file_is_called_binary_not_latin1(tmp_path, content):
+    path = tmp_path / "weights.bin"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as caught:
+        char_lm.load(data_file=str(path), seq_len=20)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: contains NUL characters") and "looks binary" in message
+    assert "LATIN1" not in message
+
+
+def test_utf16_text_is_told_to_convert_from_utf16(tmp_path):
+    path = tmp_path / "play.txt"
+    path.write_bytes("To be, or not to be\n".encode("utf-16") * 20)
+    with pytest.raises(DataError, match=r"play.txt: UTF-16 text .*iconv -f UTF-16 -t UTF-8 play.txt"):
+        char_lm.load(data_file=str(path), seq_len=20)
+
+
 def test_missing_file_and_folder_raise_data_error(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         char_lm.load(data_file=str(tmp_path / "absent.txt"))
@@ -322,8 +341,8 @@ def test_tfds_path_reads_the_three_splits_through_tensorflow_datasets(monkeypatc
         return tf.data.Dataset.from_tensors({"text": tf.constant(texts[str(split)])})
 
     monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
-    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
-        spec = char_lm.load(batch_size=4, seq_len=8)
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):  # its download_and_prepare stands in for the download
+        spec = char_lm.load(batch_size=4, seq_len=8, download=True)
     assert spec.dataset["name"] == "tiny_shakespeare" and spec.dataset["source"] == "tfds"
     assert (spec.dataset["train_chars"], spec.dataset["val_chars"], spec.dataset["test_chars"]) == (420, 50, 40)
     assert spec.inputs.vocab_size == len(set(texts["train"])) + 1
@@ -347,17 +366,17 @@ def test_tfds_download_failure_names_both_remedies(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
     with pytest.raises(DataError, match="could not be downloaded .*ConnectionError") as caught:
-        char_lm.load()
+        char_lm.load(download=True)
     assert "TFDS_DATA_DIR" in str(caught.value) and "task.data_file" in str(caught.value)
 
 
 # -- the real files -------------------------------------------------------------------------------------------------
 
-def test_real_tiny_shakespeare_file_and_tfds_copy_agree(shared_data, monkeypatch):
+def test_real_tiny_shakespeare_file_and_tfds_copy_agree(shared_data, tfds_data, monkeypatch):
     path = shared_data / "tinyshakespeare" / "input.txt"
     text = char_lm.read_text_file(path)
     assert len(text) == 1_115_394 and len(set(text)) == 65
-    monkeypatch.setenv("TFDS_DATA_DIR", str(shared_data / "tfds"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tfds_data))
     splits, identity = char_lm.read_tfds_splits(download=False)
     assert identity == {"name": "tiny_shakespeare", "source": "tfds", "version": "1.0.0"}
     assert splits["train"] + splits["val"] + splits["test"] == text

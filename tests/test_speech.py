@@ -490,8 +490,8 @@ def test_yesno_real_files_tiny_end_to_end(shared_data, tmp_path):
     assert np.isfinite(history["loss"][0]) and 0.0 <= test["wer"]
 
 
-def test_spoken_digit_from_tfds_splits_by_clip_index(shared_data, monkeypatch):
-    monkeypatch.setenv("TFDS_DATA_DIR", str(shared_data / "tfds"))
+def test_spoken_digit_from_tfds_splits_by_clip_index(tfds_data, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tfds_data))
     clips = speech.read_tfds_spoken_digit(download=False)
     assert len(clips.waveforms) == 3000 and clips.rate == 8000
     assert int(np.sum(clips.indexes <= 4)) == 300  # FSDD's test split: 6 speakers x 10 digits x 5 clips

@@ -61,15 +61,20 @@ def read_text_file(path: str | Path) -> str:
         raise DataError(f"{path}: cannot be read ({error.strerror or error}); check the file's permissions") from None
     if not raw:
         raise DataError(f"{path}: the file is empty; give a text file with enough characters for three splits")
+    # Before decoding: a binary file usually fails UTF-8 too, and being told to convert it from Latin-1 misleads.
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{path}: UTF-16 text (it starts with a UTF-16 byte-order mark), not UTF-8; convert it "
+                        f"first, e.g. iconv -f UTF-16 -t UTF-8 {path.name} > {path.stem}.utf8.txt")
+    if b"\x00" in raw:
+        raise DataError(f"{path}: contains NUL characters (zero bytes, the first at byte {raw.index(0)}), so it "
+                        "looks binary, not text; task.data_file must name a plain UTF-8 text file (UTF-16 text has "
+                        "zero bytes too: convert it with iconv -f UTF-16 -t UTF-8)")
     try:
         # utf-8-sig drops a leading byte-order mark, which would otherwise become a character of the vocabulary.
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not valid UTF-8 ({error.reason} at byte {error.start}); convert it first, e.g. "
                         f"iconv -f LATIN1 -t UTF-8 {path.name} > {path.stem}.utf8.txt") from None
-    if "\x00" in text:
-        raise DataError(f"{path}: contains NUL characters at offset {text.index(chr(0))}, so it is binary, not "
-                        "text; give a plain UTF-8 text file")
     return text
 
 

@@ -25,7 +25,8 @@ class SpeechOptions:
     data_dir: str | None = option(None, "yesno: the folder of wavs; an4: the folder with etc/ and the cepstra; digits: "
                                   "FSDD recordings instead of tfds", path=True)
     data_file: str | None = option(None, "csv: the transcript list (columns path, transcript[, split])", path=True)
-    download: bool = option(True, "digits from tfds: download spoken_digit into TFDS_DATA_DIR when it is not there")
+    download: bool = option(False, "digits from tfds: download spoken_digit (about 10 MB) into TFDS_DATA_DIR when it "
+                            "is not there; off, a missing copy is an error at once")
     sample_rate: int | None = option(None, "audio is resampled to this rate; default 8000 for digits and yesno (their "
                                      "native rate), 16000 for csv")
     n_mfcc: int = option(13, f"{FRONT_END}: cepstral coefficients kept")

@@ -7,6 +7,8 @@ Any CSV with a date column and a price column (defaults `Date` and `Close`), opt
     each date in file order (`duplicates="first"` / `"last"`, e.g. when a later row is a correction);
   * `start_date` / `end_date` (inclusive, ISO dates) keep a date range; only the kept rows are validated;
   * unparseable dates, missing or non-numeric prices and prices <= 0 are refused, naming the offending lines.
+Problems in the rows (dates, duplicates, values) are collected and reported together, each kind with its first few
+line numbers, so one pass over the file fixes them all.
 """
 from __future__ import annotations
 
@@ -60,14 +62,16 @@ def read_price_history(
     raw = _read_bytes(path, date_column, price_column)
     frame = _parse_csv(path, raw, (date_column, price_column) + feature_columns)
     rows_read = len(frame)
-    frame = _parse_dates(path, frame, date_column, date_format)
+    problems = Problems(path)
+    frame = _parse_dates(frame, date_column, date_format, problems)
     frame, out_of_order = _sort_by_date(path, frame)
-    frame, rows_before, rows_after = _keep_date_range(path, frame, first, last, start_date, end_date)
-    frame, duplicates_dropped = _drop_duplicate_dates(path, frame, date_column, duplicates)
+    frame, rows_before, rows_after = _keep_date_range(frame, first, last, start_date, end_date, problems)
+    frame, duplicates_dropped = _drop_duplicate_dates(frame, date_column, duplicates, problems)
 
-    prices = _numeric_column(path, frame, price_column, positive=True)
-    features = np.stack([_numeric_column(path, frame, c, positive=False) for c in feature_columns], axis=1) \
+    prices = _numeric_column(frame, price_column, True, problems)
+    features = np.stack([_numeric_column(frame, c, False, problems) for c in feature_columns], axis=1) \
         if feature_columns else np.zeros((len(frame), 0))
+    problems.report()
     return PriceHistory(
         path=path,
         sha256=hashlib.sha256(raw).hexdigest(),
@@ -84,6 +88,26 @@ def read_price_history(
             "rows_used": len(frame),
         },
     )
+
+
+class Problems:
+    """What is wrong with the rows of one file, gathered so that a single DataError lists all of it: one problem
+    reads as it always did ("PATH: problem; fix"), several as "PATH: N problems: (1) ...; fix; (2) ...; fix"."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.found: list[str] = []
+
+    def add(self, problem: str) -> None:
+        self.found.append(problem)
+
+    def report(self) -> None:
+        """Raises the DataError listing every problem found, if any."""
+        if len(self.found) == 1:
+            raise DataError(f"{self.path}: {self.found[0]}")
+        if self.found:
+            listed = "; ".join(f"({number}) {problem}" for number, problem in enumerate(self.found, 1))
+            raise DataError(f"{self.path}: {len(self.found)} problems: {listed}")
 
 
 def _check_arguments(path, date_column: str, price_column: str, feature_columns: tuple, duplicates: str,
@@ -157,8 +181,10 @@ def _parse_csv(path: Path, raw: bytes, columns: tuple) -> pd.DataFrame:
     return frame
 
 
-def _parse_dates(path: Path, frame: pd.DataFrame, date_column: str, date_format: Optional[str]) -> pd.DataFrame:
-    """`frame` with its dates in `_date`; every row must have one."""
+def _parse_dates(frame: pd.DataFrame, date_column: str, date_format: Optional[str], problems: Problems) -> pd.DataFrame:
+    """The rows of `frame` with a readable date, that date in `_date`; the others are a problem (reported at once
+    when no row is left)."""
+    path = problems.path
     column = frame[date_column]
     try:
         dates = pd.to_datetime(column.str.strip(), errors="coerce", format=date_format)
@@ -169,14 +195,18 @@ def _parse_dates(path: Path, frame: pd.DataFrame, date_column: str, date_format:
     if getattr(dates.dt, "tz", None) is not None:
         # Daily bars are calendar days; a time zone on them only gets in the way of comparing with start_date.
         dates = dates.dt.tz_localize(None)
+    frame = frame.assign(_date=dates)
     bad = dates.isna()
     if bad.any():
-        raise DataError(
-            f"{path}: {int(bad.sum())} rows have no readable date in {date_column!r}: "
+        problems.add(
+            f"{int(bad.sum())} rows have no readable date in {date_column!r}: "
             f"{_quote_lines(frame.index[bad], column[bad])}; fix or delete those rows"
             + ("" if date_format else ", or give the format with --set task.date_format=%Y-%m-%d")
         )
-    return frame.assign(_date=dates)
+        if bad.all():
+            problems.report()
+        frame = frame[~bad]
+    return frame
 
 
 def _sort_by_date(path: Path, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -189,8 +219,9 @@ def _sort_by_date(path: Path, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return frame, out_of_order
 
 
-def _keep_date_range(path: Path, frame: pd.DataFrame, first, last, start_date, end_date):
-    """(rows from `first` to `last` inclusive, rows dropped before, rows dropped after); an empty range is an error."""
+def _keep_date_range(frame: pd.DataFrame, first, last, start_date, end_date, problems: Problems):
+    """(rows from `first` to `last` inclusive, rows dropped before, rows dropped after); an empty range is a problem
+    reported at once, with those found before it."""
     in_range = pd.Series(True, index=frame.index)
     if first is not None:
         in_range &= frame["_date"] >= first
@@ -200,42 +231,48 @@ def _keep_date_range(path: Path, frame: pd.DataFrame, first, last, start_date, e
     rows_after = int((frame["_date"] > last).sum()) if last is not None else 0
     kept = frame[in_range]
     if kept.empty:
-        raise DataError(
-            f"{path}: no rows between start_date={start_date} and end_date={end_date}; the file covers "
+        problems.add(
+            f"no rows between start_date={start_date} and end_date={end_date}; the file covers "
             f"{frame['_date'].min().date()} to {frame['_date'].max().date()}"
         )
+        problems.report()
     return kept, rows_before, rows_after
 
 
-def _drop_duplicate_dates(path: Path, frame: pd.DataFrame, date_column: str, rule: str) -> tuple[pd.DataFrame, int]:
-    """(one row per date by `rule`, rows dropped); `rule="error"` refuses any repeated date."""
+def _drop_duplicate_dates(frame: pd.DataFrame, date_column: str, rule: str,
+                          problems: Problems) -> tuple[pd.DataFrame, int]:
+    """(one row per date by `rule`, rows dropped); with `rule="error"` any repeated date is a problem (and the rows
+    stay, so that their values are checked too)."""
     repeated = frame["_date"].duplicated(keep=False)
     if not repeated.any():
         return frame, 0
     if rule == "error":
-        raise DataError(
-            f"{path}: {int(frame['_date'].duplicated().sum())} duplicate dates: "
+        problems.add(
+            f"{int(frame['_date'].duplicated().sum())} duplicate dates: "
             f"{_quote_lines(frame.index[repeated], frame[date_column][repeated])}; delete the extra rows, or pass "
             "--set task.duplicates=first (or last) to keep the first (last) row of each date in file order"
         )
+        return frame, 0
     extra = frame["_date"].duplicated(keep="first" if rule == "first" else "last")
     return frame[~extra], int(extra.sum())
 
 
-def _numeric_column(path: Path, frame: pd.DataFrame, column: str, positive: bool) -> np.ndarray:
+def _numeric_column(frame: pd.DataFrame, column: str, positive: bool, problems: Problems) -> np.ndarray:
+    """The column as numbers; missing, non-numeric and (`positive`: not above zero, else: negative) values are
+    problems."""
     values = pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy(dtype=np.float64)
     missing = ~np.isfinite(values)
     if missing.any():
-        raise DataError(
-            f"{path}: {int(missing.sum())} rows have a missing or non-numeric {column!r}: "
+        problems.add(
+            f"{int(missing.sum())} rows have a missing or non-numeric {column!r}: "
             f"{_quote_lines(frame.index[missing], frame[column][missing])}; fill or delete those rows, or pick a date "
             "range without them (task.start_date / task.end_date)"
         )
     invalid = values <= 0 if positive else values < 0
     if invalid.any():
         rule = "must be positive (log returns need it)" if positive else "must not be negative"
-        raise DataError(
-            f"{path}: {int(invalid.sum())} rows where {column!r} {rule}: "
+        problems.add(
+            f"{int(invalid.sum())} rows where {column!r} {rule}: "
             f"{_quote_lines(frame.index[invalid], frame[column][invalid])}; fix or delete those rows, or pick a date "
             "range without them (task.start_date / task.end_date)"
         )

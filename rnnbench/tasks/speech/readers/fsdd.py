@@ -3,7 +3,6 @@ files (or its `recordings/`, or the recordings tarball), or from tensorflow-data
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 from rnnbench import audio
 from rnnbench.errors import DataError
 from rnnbench.tasks.speech.readers.files import wav_files
+from rnnbench.tfds_data import prepared_builder
 
 FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 
@@ -56,22 +56,10 @@ def read_fsdd_folder(folder: Path) -> DigitClips:
 
 
 def read_tfds_spoken_digit(download: bool) -> DigitClips:
-    """FSDD clips from tensorflow-datasets `spoken_digit` in TFDS_DATA_DIR (downloaded there if allowed)."""
-    import tensorflow_datasets as tfds
-
-    data_dir = os.environ.get("TFDS_DATA_DIR") or None
-    remedies = ("set TFDS_DATA_DIR to a tensorflow-datasets folder that holds spoken_digit, or pass "
-                "task.data_dir=<folder of FSDD's {digit}_{speaker}_{index}.wav recordings>")
-    builder = tfds.builder("spoken_digit", data_dir=data_dir)
-    if not builder.is_prepared():
-        if not download:
-            raise DataError(f"tfds spoken_digit is not in {builder.data_dir_root} and task.download is false; "
-                            f"{remedies}, or allow task.download=true with internet access")
-        try:
-            builder.download_and_prepare()
-        except Exception as error:  # network, disk and checksum failures all leave the same remedies
-            raise DataError(f"tfds spoken_digit is not in {builder.data_dir_root} and could not be downloaded "
-                            f"({type(error).__name__}: {str(error)[:200]}); {remedies}") from None
+    """FSDD clips from tensorflow-datasets `spoken_digit` in TFDS_DATA_DIR (downloaded there only if `download`)."""
+    builder = prepared_builder("spoken_digit", download,
+                               "either set TFDS_DATA_DIR to a tensorflow-datasets folder that holds spoken_digit, or "
+                               "pass task.data_dir=<folder of FSDD's {digit}_{speaker}_{index}.wav recordings>")
     rate = int(builder.info.features["audio"].sample_rate)
     waveforms, digits, speakers, indexes = [], [], [], []
     for example in builder.as_dataset(split="train", shuffle_files=False).as_numpy_iterator():
