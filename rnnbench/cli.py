@@ -1,4 +1,4 @@
-"""The `rnnbench` command: bench, list, report, generate, ui.
+"""The `rnnbench` command: bench, list, report, generate, predict, ui.
 
 User errors (unknown names, bad options, missing data) print one line and exit with status 2; an interrupted bench
 exits with 130 after marking its current run KILLED and writing the report for what finished.
@@ -11,6 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+# Where a user's reports go unless asked otherwise: results/ holds the committed reference reports, which a user's
+# own runs (other options, own data, interrupted grids) must not replace.
+USER_REPORTS = "reports"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnbench", description=__doc__.splitlines()[0])
@@ -22,10 +26,16 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--models", help="comma-separated model names (default: the experiment's)")
     bench.add_argument("--seeds", help="comma-separated seeds (default: the experiment's)")
     bench.add_argument("--epochs", type=int, help="training epochs per run")
-    bench.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                       help="override an option: task.<name>, model.<name>, train.<name> (repeatable)")
+    bench.add_argument("--set", dest="sets", action="append", nargs="+", default=[], metavar="KEY=VALUE",
+                       help="override options: task.<name>, model.<name>, train.<name>; several pairs may follow "
+                            "one --set, and --set may repeat")
     bench.add_argument("--smoke", action="store_true", help="the experiment's small, quick variant")
-    bench.add_argument("--results-dir", default="results", help="where reports go (default: results)")
+    bench.add_argument("--results-dir", help=f"where the report goes (default: {USER_REPORTS}/, or results/ with "
+                                              "--reference)")
+    bench.add_argument("--reference", action="store_true",
+                       help="regenerate the committed reference report in results/: only for an experiment exactly "
+                            "as its file states it (no --set/--models/--seeds/--epochs/--smoke), and only when every "
+                            "run finished")
     bench.add_argument("--resume", action="store_true",
                        help="continue interrupted runs from their last finished epoch (finished runs are always skipped)")
 
@@ -35,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write results/<task>/ from the MLflow store")
     report.add_argument("--task", required=True)
     report.add_argument("--config-hash", help="report this configuration (default: the latest bench of the task)")
-    report.add_argument("--results-dir", default="results")
+    report.add_argument("--results-dir", help=f"default: {USER_REPORTS}/, or results/ with --reference")
+    report.add_argument("--reference", action="store_true", help="write into results/, the committed reports")
 
     generate = commands.add_parser("generate", help="sample from a finished run of a task that can generate")
     generate.add_argument("--run-id", required=True)
@@ -43,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--length", type=int, default=500)
     generate.add_argument("--temperature", type=float, default=0.8)
     generate.add_argument("--seed", type=int, default=0)
+
+    predict = commands.add_parser(
+        "predict", help="apply a finished run's model to new raw input",
+        description="Apply a finished run's model to new raw input, with the vocabulary and feature settings logged "
+                    "with the run. INPUT per task: imdb, review texts ('-' reads one review per line from stdin); "
+                    "char_lm, prompts; speech, wav files (.mfc cepstra for an4 runs); stock, price CSV files; sine, "
+                    "a file or comma list of the last input_len values.")
+    predict.add_argument("--run-id", required=True)
+    predict.add_argument("inputs", nargs="+", metavar="INPUT")
 
     ui = commands.add_parser("ui", help="start the MLflow UI on the tracking store")
     ui.add_argument("--port", type=int, default=5000)
@@ -61,10 +81,18 @@ def _bench(args) -> int:
     if not task and not experiment:
         raise UserError("name a task (--task) or an experiment (--experiment); see `rnnbench list`")
     resolved = configuration.resolve(task=task, experiment=experiment, smoke=args.smoke, models=args.models,
-                                     seeds=args.seeds, epochs=args.epochs, sets=args.sets)
+                                     seeds=args.seeds, epochs=args.epochs,
+                                     sets=[pair for group in args.sets for pair in group])
+    if args.reference and (resolved["overridden"] or resolved["smoke"]
+                           or resolved["experiment"] not in configuration.list_experiments()):
+        raise UserError("--reference regenerates the committed report of an experiment exactly as "
+                        f"experiments/{resolved['experiment']}.py states it; drop --set/--models/--seeds/--epochs/"
+                        f"--smoke, or drop --reference to write your report to {USER_REPORTS}/")
     from rnnbench.runner import bench
 
-    outcome = bench(resolved, results_dir=args.results_dir, resume=args.resume)
+    results_dir = args.results_dir or ("results" if args.reference else USER_REPORTS)
+    outcome = bench(resolved, results_dir=results_dir, resume=args.resume,
+                    incomplete_dir=USER_REPORTS if args.reference and not args.results_dir else None)
     print(f"rnnbench: {outcome['finished']} runs finished, {outcome['skipped']} skipped (already in the store), "
           f"{outcome['failed']} failed; report: {outcome['report_dir']}")
     return 1 if outcome["failed"] else 0
@@ -92,22 +120,36 @@ def _list(args) -> int:
 def _report(args) -> int:
     from rnnbench.report import write_report
 
-    write_report(args.task, config_hash=args.config_hash, out_dir=Path(args.results_dir) / args.task)
+    folder = args.results_dir or ("results" if args.reference else USER_REPORTS)
+    write_report(args.task, config_hash=args.config_hash, out_dir=Path(folder) / args.task)
     return 0
 
 
-def _generate(args) -> int:
+def _run_hook(run_id: str, hook: str, ability: str):
+    """The `hook` of the task of run `run_id`; a task without it is refused, naming the tasks that have it."""
     from rnnbench import registry, tracking
     from rnnbench.errors import UserError
 
-    task = tracking.run_tag(args.run_id, "task")
-    entry = registry.get_task_entry(task)
-    if entry.generate is None:
-        able = [name for name in registry.list_tasks() if registry.get_task_entry(name).generate]
-        raise UserError(f"run {args.run_id} is of task {task!r}, which cannot generate; tasks that can: "
+    task = tracking.run_tag(run_id, "task")
+    found = getattr(registry.get_task_entry(task), hook)
+    if found is None:
+        able = [name for name in registry.list_tasks() if getattr(registry.get_task_entry(name), hook)]
+        raise UserError(f"run {run_id} is of task {task!r}, which cannot {ability}; tasks that can: "
                         + (", ".join(able) or "(none)"))
-    print(entry.generate(run_id=args.run_id, prompt=args.prompt, length=args.length,
-                         temperature=args.temperature, seed=args.seed))
+    return found
+
+
+def _generate(args) -> int:
+    generate = _run_hook(args.run_id, "generate", "generate")
+    print(generate(run_id=args.run_id, prompt=args.prompt, length=args.length, temperature=args.temperature,
+                   seed=args.seed))
+    return 0
+
+
+def _predict(args) -> int:
+    predict = _run_hook(args.run_id, "predict", "predict")
+    for line in predict(run_id=args.run_id, inputs=list(args.inputs)):
+        print(line)
     return 0
 
 
@@ -131,7 +173,8 @@ def main(argv=None) -> int:
 
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # SIGTERM gets the same clean stop as Ctrl-C
-    handlers = {"bench": _bench, "list": _list, "report": _report, "generate": _generate, "ui": _ui}
+    handlers = {"bench": _bench, "list": _list, "report": _report, "generate": _generate, "predict": _predict,
+                "ui": _ui}
     try:
         return handlers[args.command](args)
     except UserError as error:

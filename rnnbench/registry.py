@@ -35,6 +35,8 @@ class TaskEntry:
     options: the frozen dataclass of its options (`rnnbench.options`).
     report_notes(summary DataFrame) -> markdown: conclusions only this task can draw, added to its report.
     generate(run_id, prompt, length, temperature, seed) -> str: sampling from a finished run (`rnnbench generate`).
+    predict(run_id, inputs) -> [line]: the run's model applied to new raw inputs, as lines to print
+        (`rnnbench predict`).
     """
 
     name: str
@@ -42,6 +44,7 @@ class TaskEntry:
     options: Optional[type] = None
     report_notes: Optional[Callable] = None
     generate: Optional[Callable] = None
+    predict: Optional[Callable] = None
 
 
 def _add(kind: str, key: str, fn: Callable) -> None:
@@ -77,18 +80,19 @@ def _loader(fn: Callable, options_class: type) -> Callable:
 
 
 def register_task(name: str | None = None, *, options: type | None = None, report_notes: Callable | None = None,
-                  generate: Callable | None = None):
+                  generate: Callable | None = None, predict: Callable | None = None):
     """Decorator: register a task loader under `name` (default: function name).
 
     With `options` (a frozen dataclass of `rnnbench.options.option` fields) the decorated function is
     `load(options, *, batch_size) -> TaskSpec` and the decorator returns `load(*, batch_size, **options)`, which
-    validates the options first. `report_notes` and `generate` are the task's optional hooks (see `TaskEntry`).
+    validates the options first. `report_notes`, `generate` and `predict` are the task's optional hooks (see
+    `TaskEntry`).
     """
     def decorator(fn: Callable) -> Callable:
         key = name or fn.__name__
         load = _loader(fn, options) if options is not None else fn
         _add("task", key, load)
-        _TASKS[key] = TaskEntry(key, load, options, report_notes, generate)
+        _TASKS[key] = TaskEntry(key, load, options, report_notes, generate, predict)
         return load
 
     return decorator

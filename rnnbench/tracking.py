@@ -23,6 +23,8 @@ from mlflow.tracking import MlflowClient
 from rnnbench import owner as owners
 from rnnbench.errors import UserError
 
+# Progress bars for every artifact download are noise in a command's output (`rnnbench predict`, `generate`).
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 DEFAULT_DB = "mlflow.db"
 _PARAM_VALUE_LIMIT = 6000
 OWNER_TAG, HEARTBEAT_TAG = "rnnbench_owner", "rnnbench_heartbeat"

@@ -1,6 +1,6 @@
 """Tests of the IMDB sentiment task: the three data sources, leak-free splits, padding and bucketing, bad input,
 metrics, the TF-IDF baseline, and one tiny training run through the artifacts hook. Tiny data made here; the
-real files are only read by the tests that take the `shared_data` fixture."""
+real files are only read by the tests that take the `shared_data` or `tfds_data` fixture."""
 from __future__ import annotations
 
 import csv
@@ -211,8 +211,9 @@ def test_tfds_path_reads_imdb_reviews(tmp_path, monkeypatch):
         texts, labels = corpus[str(split)]
         return tf.data.Dataset.from_tensor_slices({"text": texts, "label": np.asarray(labels, np.int64)})
 
+    # mock_data's download_and_prepare stands in for the download
     with tfds.testing.mock_data(as_dataset_fn=as_dataset, data_dir=str(tmp_path)):
-        spec = imdb.load(batch_size=4, val_fraction=0.25, vocab_size=500)
+        spec = imdb.load(batch_size=4, val_fraction=0.25, vocab_size=500, download=True)
     assert spec.dataset["source"] == "tfds" and spec.dataset["name"] == "imdb_reviews"
     assert spec.dataset["version"] == "1.0.0"
     assert (spec.dataset["train_examples"], spec.dataset["val_examples"], spec.dataset["test_examples"]) == (18, 6, 12)
@@ -230,7 +231,7 @@ def test_tfds_absent_and_not_downloadable_names_both_remedies(tmp_path, monkeypa
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
     with pytest.raises(DataError) as failed:
-        imdb.load()
+        imdb.load(download=True)
     message = str(failed.value)
     assert "could not be downloaded" in message and "ConnectionError" in message
     assert "TFDS_DATA_DIR" in message and "task.data_file" in message and "task.data_dir" in message
@@ -386,8 +387,8 @@ def test_real_csv_files_load(shared_data):
     assert spec.baselines["tfidf_logreg"]["accuracy"] > 0.7
 
 
-def test_real_tfds_copy_loads(shared_data, monkeypatch):
-    monkeypatch.setenv("TFDS_DATA_DIR", str(shared_data / "tfds"))
+def test_real_tfds_copy_loads(tfds_data, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tfds_data))
     spec = imdb.load(download=False, max_train_examples=1000, max_test_examples=400, vocab_size=2000, batch_size=64)
     assert (spec.dataset["name"], spec.dataset["version"]) == ("imdb_reviews", "1.0.0")
     assert (spec.dataset["train_examples"], spec.dataset["test_examples"]) == (900, 400)

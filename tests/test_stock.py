@@ -127,6 +127,29 @@ def test_negative_feature_is_refused(tmp_path):
         read(path, feature_columns=("Volume",))
 
 
+def test_several_problems_are_reported_together_each_with_its_lines(tmp_path):
+    rows = ["2020-01-01,1", "2020-01-02,nan", "2020-01-03,0", "2020-01-03,3", "2020-01-06,-2", "2020-01-07,",
+            "2020-01-08,4", "2020-01-08,5", "2020-01-09,abc"]
+    rows += [f"2020-02-{day:02d},0" for day in range(1, 7)]  # 8 zero or negative prices in all: 5 quoted, 3 more
+    path = write_text(tmp_path, "Date,Close\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError) as caught:
+        read(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: 3 problems: (1) 2 duplicate dates: ")
+    assert "line 4 ('2020-01-03'), line 5 ('2020-01-03'), line 8 ('2020-01-08'), line 9 ('2020-01-08')" in message
+    assert "(2) 3 rows have a missing or non-numeric 'Close': line 3 ('nan'), line 7 (''), line 10 ('abc')" in message
+    assert ("(3) 8 rows where 'Close' must be positive (log returns need it): line 4 ('0'), line 6 ('-2'), "
+            "line 11 ('0'), line 12 ('0'), line 13 ('0') and 3 more") in message
+    assert message.count("fill or delete") == 1 and "task.duplicates=first" in message  # each part keeps its fix
+
+
+def test_unreadable_dates_are_reported_with_the_other_problems(tmp_path):
+    path = write_text(tmp_path, "Date,Close\n2020-01-01,1\nyesterday,2\n2020-01-03,0\n2020-01-06,3\n")
+    with pytest.raises(DataError, match=r"2 problems: \(1\) 1 rows have no readable date in 'Date': line 3 "
+                                        r"\('yesterday'\).* \(2\) 1 rows where 'Close' must be positive.*line 4"):
+        read(path)
+
+
 def test_unreadable_date_names_the_line(tmp_path):
     path = write_text(tmp_path, "Date,Close\n2020-01-01,1\nyesterday,2\n")
     with pytest.raises(DataError, match=r"no readable date in 'Date': line 3 \('yesterday'\).*task.date_format"):

@@ -3,11 +3,14 @@
 The series is sum_k a_k sin(2 pi t / p_k + phase_k) plus Gaussian noise of known sigma. Windows of `input_len` steps
 predict the next `horizon` steps. Because the noise is unpredictable, the best possible RMSE is about sigma, so
 `rmse_over_noise` (RMSE / sigma) reads as "how close to perfect": 1.0 is as good as the noise allows.
+`predict_from_run` (the task's `predict` hook, `rnnbench predict`) forecasts from values a user gives; the window
+and horizon are the logged model's own input and output lengths, and the values go in unscaled, as in training.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from pathlib import Path
 
 import keras
@@ -58,7 +61,39 @@ class SineOptions:
                             f"and {self.amplitudes}")
 
 
-@register_task("sine", options=SineOptions)
+def _given_values(inputs: list[str]) -> np.ndarray:
+    """The numbers of the INPUTs, in order: each is a file of numbers or a list of them (commas or spaces between)."""
+    values = []
+    for item in inputs:
+        text = Path(item).read_text(encoding="utf-8") if Path(item).is_file() else item
+        for token in (t for t in re.split(r"[\s,;]+", text) if t):
+            try:
+                values.append(float(token))
+            except ValueError:
+                raise UserError(f"{token!r} is neither a number nor a file; give the last input_len values of the "
+                                "series as a comma list (0.1,0.5,...) or a file of numbers") from None
+    if not values or not np.all(np.isfinite(values)):
+        raise UserError("the values must be finite numbers, at least one; give the last input_len values of the series")
+    return np.asarray(values, dtype=np.float32)
+
+
+def predict_from_run(run_id: str, inputs: list[str]) -> list[str]:
+    """The next `horizon` values after the last `input_len` given ones, one line per step."""
+    from rnnbench import tracking
+
+    values = _given_values(inputs)
+    model = tracking.load_model(run_id)
+    input_len, horizon = int(model.inputs[0].shape[1]), int(model.outputs[0].shape[1])
+    if len(values) < input_len:
+        raise UserError(f"{len(values)} values given, but run {run_id} reads the last input_len = {input_len}; give "
+                        "at least that many")
+    forecast = np.asarray(model.predict_on_batch(values[-input_len:].reshape(1, input_len, 1)))[0, :, 0]
+    skipped = f" (the first {len(values) - input_len} given are not read)" if len(values) > input_len else ""
+    return [f"the next {horizon} values after the last {input_len} given{skipped}:"] + [
+        f"  step +{k}: {value:.6f}" for k, value in enumerate(forecast, start=1)]
+
+
+@register_task("sine", options=SineOptions, predict=predict_from_run)
 def load(options: SineOptions, *, batch_size: int = 64) -> TaskSpec:
     """Noisy sine forecasting: windows of `input_len` steps predict the next `horizon` steps."""
     seed, steps, noise = options.seed, options.steps, options.noise

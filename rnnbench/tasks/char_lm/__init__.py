@@ -21,10 +21,12 @@ network sees in its window.
 
 After training, `sample.txt` (a temperature sample) and `vocab.json` (the vocabulary and window length, everything
 needed to sample the logged model later) are written as run artifacts; `generate_from_run`, registered as the task's
-`generate` hook, samples any logged run.
+`generate` hook, samples any logged run; `predict_from_run`, its `predict` hook, gives a prompt's most likely next
+characters and greedy continuation.
 
 Layout: `vocab` (ids), `metrics` (bpc, perplexity), `reading` (the two sources, splits, windows), `ngrams` (the
-baselines), `generation` (sampling); this module declares the options and assembles the `TaskSpec`.
+baselines), `generation` (sampling), `predict` (scoring prompts); this module declares the options and assembles
+the `TaskSpec`.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from rnnbench.tasks.char_lm.generation import default_prompt, generate, generate
 from rnnbench.tasks.char_lm.metrics import BitsPerCharacter, Perplexity, scores_from_nats
 from rnnbench.tasks.char_lm.ngrams import NGRAM_BASELINES, SMOOTHING_GRID, NgramModel, ngram_baselines, \
     ngram_window_nats
+from rnnbench.tasks.char_lm.predict import predict_from_run
 from rnnbench.tasks.char_lm.reading import SPLIT_FRACTIONS, TFDS_NAME, SplitTexts, make_windows, read_file_source, \
     read_text_file, read_tfds_source, read_tfds_splits, split_by_position
 from rnnbench.tasks.char_lm.vocab import OOV_ID, VOCAB_ARTIFACT, VOCAB_FORMAT, CharVocab
@@ -60,8 +63,8 @@ class CharLmOptions:
                           "sample")
     data_file: str | None = option(None, "a UTF-8 text file to use instead of tfds tiny_shakespeare, split 90/5/5 "
                                          "by position", path=True)
-    download: bool = option(True, "let tensorflow-datasets download tiny_shakespeare (1 MB) when TFDS_DATA_DIR does "
-                                  "not hold it")
+    download: bool = option(False, "download tiny_shakespeare (1 MB) into TFDS_DATA_DIR when it is not there; "
+                                   "off, a missing copy is an error at once")
     seq_len: int = option(100, "characters per window, the truncated-backpropagation length", minimum=1)
     train_stride: int | None = option(None, "characters between the starts of consecutive training windows; None "
                                             "means seq_len (non-overlapping); smaller values give overlapping "
@@ -93,7 +96,7 @@ READERS = {
 }
 
 
-@register_task("char_lm", options=CharLmOptions, generate=generate_from_run)
+@register_task("char_lm", options=CharLmOptions, generate=generate_from_run, predict=predict_from_run)
 def load(options: CharLmOptions, *, batch_size: int = 32) -> TaskSpec:
     """Next-character prediction on tiny_shakespeare or a local text file."""
     seed, seq_len = options.seed, options.seq_len

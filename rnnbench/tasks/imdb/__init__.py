@@ -2,7 +2,7 @@
 
 Data, from one of: an aclImdb-style folder (`data_dir`: `{train,test}/{pos,neg}/*.txt`), a CSV/TSV file
 (`data_file`, optionally `test_file`), or, when neither is given, tensorflow-datasets' `imdb_reviews` (read from
-`TFDS_DATA_DIR`, downloaded when absent and allowed). Validation reviews are a seeded, label-stratified share of
+`TFDS_DATA_DIR`, downloaded only with `download=True`). Validation reviews are a seeded, label-stratified share of
 the training split; the test split is only touched by the final evaluation and by the baseline's single test score.
 
 Preprocessing: `<br />` tags removed, `TextVectorization` (lower case, punctuation stripped, whitespace split)
@@ -11,17 +11,19 @@ batches group reviews of similar length; `spec.notes` logs the share of padded t
 
 Metrics: accuracy, ROC AUC and F1 of the positive class (compiled into the model), precision and recall (test only,
 from the evaluate hook). Reference row: TF-IDF logistic regression on the same token ids. Artifacts: confusion
-matrix, the most confidently misclassified reviews, per-review test predictions and, for attention models,
-attention over the words of a few short reviews.
+matrix, the most confidently misclassified reviews, per-review test predictions, for attention models attention
+over the words of a few short reviews, and `vocabulary.json` (vocabulary, tokenisation, max_length, truncation),
+with which `predict` (the task's hook, `rnnbench predict`) scores new reviews.
 
 Layout: `sources` (the three readers), `splits` (seeded stratified splits), `tokens` (vocabulary, token ids,
-evaluation batches), `artifacts` (the evaluate and artifacts hooks); this module declares the options, picks the
-reader through `READERS` and assembles the `TaskSpec`.
+evaluation batches), `artifacts` (the evaluate and artifacts hooks), `predict` (scoring new reviews); this module
+declares the options, picks the reader through `READERS` and assembles the `TaskSpec`.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -33,6 +35,7 @@ from rnnbench.pipeline import run_shuffle_seed
 from rnnbench.registry import register_task
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
 from rnnbench.tasks.imdb.artifacts import CLASS_NAMES, ScoredTestSplit
+from rnnbench.tasks.imdb.predict import predict_from_run, save_vocabulary
 from rnnbench.tasks.imdb.sources import TFDS_NAME, RawReviews, read_review_folder, read_tables, read_tfds
 from rnnbench.tasks.imdb.splits import split_reviews, stratified_holdout, subsample
 from rnnbench.tasks.imdb.tokens import evaluation_batches, fit_vectorizer, to_token_ids
@@ -70,8 +73,8 @@ class ImdbOptions:
     text_column: str = option("text", "column of the review text in data_file and test_file")
     label_column: str = option("label", "column of the label in data_file and test_file; labels 0/1, neg/pos or "
                                         "negative/positive")
-    download: bool = option(True, "let tensorflow-datasets download imdb_reviews (about 80 MB) when TFDS_DATA_DIR "
-                                  "does not hold it")
+    download: bool = option(False, "download imdb_reviews (about 80 MB) into TFDS_DATA_DIR when it is not there; "
+                                   "off, a missing copy is an error at once")
 
     def __post_init__(self):
         if self.vocab_size < 3:
@@ -100,7 +103,7 @@ READERS = {
 }
 
 
-@register_task("imdb", options=ImdbOptions)
+@register_task("imdb", options=ImdbOptions, predict=predict_from_run)
 def load(options: ImdbOptions, *, batch_size: int = 32) -> TaskSpec:
     """IMDB sentiment: reviews as masked token ids, two classes, against TF-IDF logistic regression."""
     seed, max_length, truncation = options.seed, options.max_length, options.truncation
@@ -144,6 +147,11 @@ def load(options: ImdbOptions, *, batch_size: int = 32) -> TaskSpec:
         "example_batch_length": int(max(len(test_ids[i]) for i in test_order[:batch_size])),
     }
     scored = ScoredTestSplit(test_ds, test_order, test_texts, test_labels, test_ids, vocabulary, seed)
+
+    def artifacts(model, out_dir) -> None:
+        scored.artifacts(model, out_dir)
+        save_vocabulary(Path(out_dir) / "vocabulary.json", vocabulary, max_length, truncation)
+
     return TaskSpec(
         name="imdb",
         inputs=InputSpec("tokens", vocab_size=len(vocabulary), masked=True),
@@ -166,6 +174,6 @@ def load(options: ImdbOptions, *, batch_size: int = 32) -> TaskSpec:
                  "test_examples": len(test_labels)},
         options=as_dict(options),
         evaluate=scored.evaluate,
-        artifacts=scored.artifacts,
+        artifacts=artifacts,
         notes=notes,
     )

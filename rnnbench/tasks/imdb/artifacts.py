@@ -15,7 +15,8 @@ from rnnbench import text as textlib
 CLASS_NAMES = ("negative", "positive")
 
 
-def _positive_probabilities(model, ds) -> np.ndarray:
+def positive_probabilities(model, ds) -> np.ndarray:
+    """p(positive) of every review in `ds` (batches of token ids, or one padded array of them)."""
     logits = np.asarray(model.predict(ds, verbose=0), dtype=np.float64)
     logits -= logits.max(axis=1, keepdims=True)
     probabilities = np.exp(logits)
@@ -124,7 +125,7 @@ class ScoredTestSplit:
         key = (id(model), hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest())
         if self._cached.get("key") != key:
             probabilities = np.empty(len(self.labels))
-            probabilities[self.test_order] = _positive_probabilities(model, self.test_ds)
+            probabilities[self.test_order] = positive_probabilities(model, self.test_ds)
             self._cached.update(key=key, probabilities=probabilities)
         return self._cached["probabilities"]
 

@@ -26,7 +26,8 @@ Metrics: the model's CTC loss; `cer` and `wer` after greedy decoding on validati
 `beam_wer` after beam search on test. The leaderboard key is `wer` for word-label datasets (digits, yesno) and `cer`
 for character-label ones (an4, csv). Baselines (`metrics.py`): an empty output, and the most frequent training
 transcript for every test utterance. Options: `options.py`; splits and their checks: `splits.py`; run artifacts
-(decoded test utterances, a posteriors plot): `artifacts.py`.
+(decoded test utterances, a posteriors plot): `artifacts.py`; transcribing new recordings (`rnnbench predict`) with
+the front end each run logs in `front_end.json`: `predict.py`.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from rnnbench.tasks.speech.data import Utterance
 from rnnbench.tasks.speech.decoding import Decoder, ValidationErrorRates
 from rnnbench.tasks.speech.metrics import baselines
 from rnnbench.tasks.speech.options import SpeechOptions
+from rnnbench.tasks.speech.predict import predict_from_run, save_front_end
 from rnnbench.tasks.speech.readers import READERS
 from rnnbench.tasks.speech.readers.an4 import AN4_SYMBOLS, read_mfc
 from rnnbench.tasks.speech.readers.digits import DIGIT_WORDS, plan_connected_digits, render_digits
@@ -57,7 +59,7 @@ __all__ = ["AN4_SYMBOLS", "DIGIT_WORDS", "READERS", "SpeechOptions", "Utterance"
            "plan_connected_digits", "read_fsdd_folder", "read_mfc", "read_tfds_spoken_digit", "render_digits"]
 
 
-@register_task("speech", options=SpeechOptions)
+@register_task("speech", options=SpeechOptions, predict=predict_from_run)
 def load(options: SpeechOptions, *, batch_size: int = 32) -> TaskSpec:
     """Speech recognition with CTC: MFCC frames in, a label sequence out, scored by CER and WER."""
     reader = READERS[options.dataset]
@@ -84,6 +86,11 @@ def load(options: SpeechOptions, *, batch_size: int = 32) -> TaskSpec:
         return make_dataset(utterances, vocabulary, batch_size, bounds, label_length, shuffle_seed=shuffle_seed)
 
     frames = {k: int(sum(len(u.features) for u in v)) for k, v in splits.items()}
+
+    def artifacts(model, out_dir) -> None:
+        write_artifacts(Path(out_dir), model, test_decoder, test)
+        save_front_end(Path(out_dir) / "front_end.json", options.dataset, settings, vocabulary, options.beam_width)
+
     return TaskSpec(
         name="speech",
         inputs=InputSpec("features", feature_dim=train[0].features.shape[1], masked=True, pad_value=0.0),
@@ -103,7 +110,7 @@ def load(options: SpeechOptions, *, batch_size: int = 32) -> TaskSpec:
         options={**as_dict(options), "sample_rate": settings.sample_rate},  # the rate used, not None
         evaluate=lambda model: test_decoder.scores(model, beam=True),
         callbacks=lambda: [ValidationErrorRates(val_decoder)],
-        artifacts=lambda model, out_dir: write_artifacts(Path(out_dir), model, test_decoder, test),
+        artifacts=artifacts,
         notes={"label_unit": vocabulary.unit, "vocabulary": "".join(vocabulary.symbols) if vocabulary.unit == "char"
                else " ".join(vocabulary.symbols), "feature_dim": int(train[0].features.shape[1]),
                "frames_per_second": round(1000.0 / settings.hop_ms, 3), "bucket_bounds": list(bounds),

@@ -10,11 +10,13 @@ test period. This package:
   evaluation.py  the test metrics, pooled and per walk-forward fold, and the per-epoch validation skill
   artifacts.py   the files each run leaves (predictions, metrics by fold, plots)
   report.py      the report's verdict: does any recurrent model beat persistence?
+  predict.py     forecasts from a new price CSV with a logged run (`rnnbench predict`), and its scaling.json
   (here)         the options and the loader
 """
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Optional
 
 from rnnbench.errors import UserError
@@ -26,6 +28,7 @@ from rnnbench.tasks.stock.artifacts import artifacts_writer
 from rnnbench.tasks.stock.baselines import BASELINES, baseline_prices
 from rnnbench.tasks.stock.evaluation import (FOLD_METRICS, PRICE_FLOOR, fold_parts, predict_prices, score,
                                              score_with_folds, validation_skill_callback)
+from rnnbench.tasks.stock.predict import predict_from_run, save_scaling
 from rnnbench.tasks.stock.prices import DUPLICATE_RULES, PriceHistory, read_price_history
 from rnnbench.tasks.stock.problem import TARGETS, StockProblem, Windows, prepare_problem
 from rnnbench.tasks.stock.report import SIGNIFICANCE_LEVEL, report_notes
@@ -81,7 +84,7 @@ class StockOptions:
         return tuple(c.strip() for c in self.feature_columns.split(",") if c.strip())
 
 
-@register_task("stock", options=StockOptions, report_notes=report_notes)
+@register_task("stock", options=StockOptions, report_notes=report_notes, predict=predict_from_run)
 def load(options: StockOptions, *, batch_size: int = 32) -> TaskSpec:
     """Daily price forecasting from a CSV: the last `input_len` days predict the next `horizon` days."""
     import keras
@@ -111,6 +114,12 @@ def load(options: StockOptions, *, batch_size: int = 32) -> TaskSpec:
     def evaluate(model) -> dict:
         return score_with_folds(problem.test, predict_prices(model, problem, problem.test), folds)
 
+    write_files = artifacts_writer(problem, options.ma_window, folds)
+
+    def artifacts(model, out_dir) -> None:
+        write_files(model, out_dir)
+        save_scaling(Path(out_dir) / "scaling.json", options, problem)
+
     return TaskSpec(
         name="stock",
         inputs=InputSpec(kind="features", feature_dim=1 + len(options.feature_names), length=options.input_len),
@@ -131,7 +140,7 @@ def load(options: StockOptions, *, batch_size: int = 32) -> TaskSpec:
         options={"batch_size": batch_size, **as_dict(options)},
         evaluate=evaluate,
         callbacks=lambda: [validation_skill_callback(problem)],
-        artifacts=artifacts_writer(problem, options.ma_window, folds),
+        artifacts=artifacts,
         notes=_notes(history, problem, folds),
     )
 

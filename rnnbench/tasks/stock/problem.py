@@ -56,11 +56,25 @@ class StockProblem:
 
     def predicted_prices(self, scaled_prediction, windows: Windows) -> np.ndarray:
         """(N, horizon) prices from a model's (N, horizon, 1) scaled output on `windows`."""
-        values = np.asarray(scaled_prediction, np.float64).reshape(len(windows), -1)
-        values = values * self.scale_std[0] + self.scale_mean[0]
-        if self.target == "log_return":
-            return windows.last_price[:, None] * np.exp(np.cumsum(values, axis=1))
-        return values
+        return prices_from_scaled(scaled_prediction, windows.last_price, self.scale_mean, self.scale_std, self.target)
+
+
+def prices_from_scaled(scaled_prediction, last_price: np.ndarray, scale_mean, scale_std, target: str) -> np.ndarray:
+    """(N, horizon) prices from a model's (N, horizon, 1) scaled output and the last observed price of each window."""
+    values = np.asarray(scaled_prediction, np.float64).reshape(len(last_price), -1)
+    values = values * scale_std[0] + scale_mean[0]
+    if target == "log_return":
+        return last_price[:, None] * np.exp(np.cumsum(values, axis=1))
+    return values
+
+
+def model_steps(history: PriceHistory, target: str) -> np.ndarray:
+    """(days - 1, 1 + features) unscaled model inputs: step k is day k + 1's target value (the log return from day k,
+    or the price), then each feature's change log(1 + v) from day k."""
+    prices = history.prices
+    target_series = np.diff(np.log(prices)) if target == "log_return" else prices[1:]
+    feature_changes = np.diff(np.log1p(history.features), axis=0)
+    return np.concatenate([target_series[:, None], feature_changes], axis=1)
 
 
 def prepare_problem(
@@ -79,11 +93,8 @@ def prepare_problem(
     """
     if target not in TARGETS:
         raise UserError(f"task.target={target!r} is not a target; choose one of {', '.join(TARGETS)}")
-    prices = history.prices
-    log_returns = np.diff(np.log(prices))
-    target_series = log_returns if target == "log_return" else prices[1:]
-    feature_changes = np.diff(np.log1p(history.features), axis=0)
-    steps = np.concatenate([target_series[:, None], feature_changes], axis=1)
+    log_returns = np.diff(np.log(history.prices))
+    steps = model_steps(history, target)
     column_names = (target,) + tuple(history.feature_names)
 
     segments = forecasting.chronological_split(
