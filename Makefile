@@ -26,8 +26,10 @@ bench: $(STAMP)
 report: $(STAMP)
 	$(BIN)/rnnbench report --task $(TASK) $(if $(REFERENCE),--reference)
 
+# Test modules run on TEST_WORKERS processes (pytest-xdist), each module whole in one of them (its fixtures are shared).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 list: $(STAMP)
 	$(BIN)/rnnbench list

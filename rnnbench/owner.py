@@ -15,9 +15,19 @@ import psutil
 LEASE_SECONDS = float(os.environ.get("RNNBENCH_LEASE_SECONDS", 2 * 3600))
 
 
+def _start_of(pid: int) -> str:
+    """When process `pid` started: its start time in clock ticks since boot from /proc (exact, and immune to the
+    drift of the boot time that psutil adds to it: a VM's clock moved it by over a second within 25 minutes here),
+    else psutil's start time in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return "t" + stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return f"{psutil.Process(pid).create_time():.3f}"
+
+
 def this_process() -> str:
-    process = psutil.Process()
-    return f"{socket.gethostname()}:{process.pid}:{process.create_time():.3f}"
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_of(os.getpid())}"
 
 
 def alive(owner: str) -> Optional[bool]:
@@ -26,12 +36,17 @@ def alive(owner: str) -> Optional[bool]:
     pid, _, started = rest.partition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return None
+    if int(pid) == os.getpid():
+        return started == _start_of(os.getpid())
     try:
-        return abs(psutil.Process(int(pid)).create_time() - float(started)) < 1.0
-    except (psutil.NoSuchProcess, ValueError):
+        now = _start_of(int(pid))
+    except (psutil.NoSuchProcess, ProcessLookupError):
         return False
     except psutil.AccessDenied:  # it exists, owned by someone else: alive
         return True
+    if started.startswith("t") or now.startswith("t"):
+        return now == started  # a different start: the pid was reused by another process
+    return abs(float(now) - float(started)) < 5.0
 
 
 def stranded(owner: Optional[str], heartbeat: Optional[float], started: float, now: Optional[float] = None) -> bool:

@@ -197,7 +197,7 @@ class Tracker:
                 elif run.info.status == "RUNNING" and not self._stranded(run):
                     holders.append((1, run.info.start_time, run.info.run_id,
                                     run.data.tags.get(OWNER_TAG, "another process")))
-            winner = min(holders)
+            winner = min(holders) if holders else (0, 0, run_id, "")  # a store that hides our own new run
             if winner[2] == run_id:
                 return run_id, None
             self.client.delete_run(run_id)

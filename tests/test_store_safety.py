@@ -102,6 +102,11 @@ def test_a_live_owner_keeps_its_runs_and_a_lease_covers_other_hosts(monkeypatch)
     dead = subprocess.run([sys.executable, "-c", "from rnnbench import owner; print(owner.this_process())"],
                           capture_output=True, text=True).stdout.strip()
     assert owner.alive(dead) is False and owner.stranded(dead, now, now, now)
+    host, pid, started = owner.this_process().split(":")
+    assert started.startswith("t")  # clock ticks since boot from /proc: no drift however long a grid runs
+    assert owner.alive(f"{host}:{pid}:t{int(started[1:]) + 1}") is False  # same pid, another start: reused
+    parent = os.getppid()
+    assert owner.alive(f"{host}:{parent}:{owner._start_of(parent)}") is True
 
 
 def test_one_claim_per_run_key(tmp_path, mlflow_store):
