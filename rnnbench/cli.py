@@ -108,8 +108,9 @@ def _list(args) -> int:
         for line in options.describe(entry.options) if entry.options else ["(declares none)"]:
             print("  " + line)
         return 0
-    print("tasks:       " + ", ".join(registry.list_tasks()))
-    print("models:      " + ", ".join(registry.list_models()))
+    # Read from the sources, so listing does not wait for TensorFlow to import (tests check both agree).
+    print("tasks:       " + ", ".join(registry.declared_names("task")))
+    print("models:      " + ", ".join(registry.declared_names("model")))
     print("experiments:")
     for name, line in configuration.list_experiments().items():
         print(f"  {name:<16} {line}")

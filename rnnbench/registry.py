@@ -7,10 +7,13 @@ can import it without a cycle.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import typing
+from pathlib import Path
 from typing import Callable, Dict, Optional
 
 from rnnbench import options as declared_options
@@ -131,6 +134,22 @@ def get_task_entry(name: str) -> TaskEntry:
 
 def get_model(name: str) -> Callable:
     return _get("model", name)
+
+
+def declared_names(kind: str) -> list[str]:
+    """The names the modules of `PACKAGES[kind]` register, read from their source without importing them (so without
+    TensorFlow): every `register_*("name", ...)` call or decorator that names its entry literally. A test checks this
+    against what importing registers."""
+    spec = importlib.util.find_spec(PACKAGES[kind])  # imports the parent package only, not this one
+    names = set()
+    for folder in spec.submodule_search_locations:
+        for path in sorted(Path(folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith(
+                        "register_") and node.args and isinstance(node.args[0], ast.Constant) and isinstance(
+                        node.args[0].value, str):
+                    names.add(node.args[0].value)
+    return sorted(names)
 
 
 def list_tasks() -> list[str]:

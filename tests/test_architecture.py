@@ -108,3 +108,21 @@ def test_the_checker_finds_a_cycle(monkeypatch):
     monkeypatch.setitem(GRAPH, "rnnbench.spec", GRAPH["rnnbench.spec"] | {"rnnbench.runner"})
     with pytest.raises(AssertionError, match="import cycle"):
         test_no_import_cycle()
+
+
+def test_names_read_from_the_sources_are_the_registered_ones():
+    from rnnbench import registry
+
+    assert registry.declared_names("task") == registry.list_tasks()
+    assert registry.declared_names("model") == registry.list_models()
+
+
+def test_listing_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from rnnbench.cli import main; main(['list']); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert "lstm_attention" in out and "speech_digits" in out
+    assert out.strip().splitlines()[-1] == "False False"

@@ -249,7 +249,9 @@ def _search_width(spec: TaskSpec, budget: int, options: dict) -> int:
     return best
 
 
-def _make_builder(registered_name: str, cell: str, bidirectional: bool, attention: bool):
+def register_recurrent(registered_name: str, cell: str, bidirectional: bool, attention: bool):
+    """Registers the builder of one recurrent variant under `registered_name` (the name is written literally at each
+    call, so `registry.declared_names` finds it without importing this module)."""
     fixed = {"cell": cell, "bidirectional": bidirectional, "attention": attention}
 
     @functools.wraps(recurrent_model)
@@ -273,12 +275,12 @@ def _make_builder(registered_name: str, cell: str, bidirectional: bool, attentio
     return register_model(registered_name)(builder)
 
 
-simple_rnn = _make_builder("simple_rnn", "simple_rnn", False, False)
-lstm = _make_builder("lstm", "lstm", False, False)
-gru = _make_builder("gru", "gru", False, False)
-bi_simple_rnn = _make_builder("bi_simple_rnn", "simple_rnn", True, False)
-bi_lstm = _make_builder("bi_lstm", "lstm", True, False)
-bi_gru = _make_builder("bi_gru", "gru", True, False)
-lstm_attention = _make_builder("lstm_attention", "lstm", False, True)
-gru_attention = _make_builder("gru_attention", "gru", False, True)
-bi_lstm_attention = _make_builder("bi_lstm_attention", "lstm", True, True)
+simple_rnn = register_recurrent("simple_rnn", "simple_rnn", False, False)
+lstm = register_recurrent("lstm", "lstm", False, False)
+gru = register_recurrent("gru", "gru", False, False)
+bi_simple_rnn = register_recurrent("bi_simple_rnn", "simple_rnn", True, False)
+bi_lstm = register_recurrent("bi_lstm", "lstm", True, False)
+bi_gru = register_recurrent("bi_gru", "gru", True, False)
+lstm_attention = register_recurrent("lstm_attention", "lstm", False, True)
+gru_attention = register_recurrent("gru_attention", "gru", False, True)
+bi_lstm_attention = register_recurrent("bi_lstm_attention", "lstm", True, True)
