@@ -29,7 +29,7 @@ report: $(STAMP)
 # Test modules run on TEST_WORKERS processes (pytest-xdist), each module whole in one of them (its fixtures are shared).
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 list: $(STAMP)
 	$(BIN)/rnnbench list
