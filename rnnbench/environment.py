@@ -18,6 +18,25 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# The vector extensions oneDNN and XLA pick their CPU kernels by: the same versions on another of these sets can
+# give other last digits (two VMs that both call themselves "AMD EPYC" may differ here).
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def _cpu_identity() -> tuple[str, str]:
+    """("family F model M stepping S", the vector extensions of _ISA_FLAGS present) from /proc/cpuinfo."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return "unknown", "unknown"
+    flags = set(fields.get("flags", "").split())
+    model = " ".join(f"{k} {fields[k]}" for k in ("cpu family", "model", "stepping") if k in fields) or "unknown"
+    return model, ",".join(f for f in _ISA_FLAGS if f in flags) or "none"
+
+
 def _git(*args: str) -> str:
     try:
         return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
@@ -50,6 +69,8 @@ def describe() -> dict:
         "cudnn": build.get("cudnn_version", "none") if gpus else "none",
         "device": ", ".join(gpu_names) if gpu_names else f"CPU: {_cpu_name()}",
         "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_identity()[0],
+        "cpu_isa": _cpu_identity()[1],
         "git_commit": _git("rev-parse", "HEAD") or "unknown",
         "git_dirty": bool(status) if _git("rev-parse", "HEAD") else "unknown",
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
