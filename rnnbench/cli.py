@@ -42,9 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list tasks, models and experiments, or one task's options")
     listing.add_argument("--task", help="print this task's options (name, type, default, help)")
 
-    report = commands.add_parser("report", help="write results/<task>/ from the MLflow store")
-    report.add_argument("--task", required=True)
-    report.add_argument("--config-hash", help="report this configuration (default: the latest bench of the task)")
+    report = commands.add_parser("report", help=f"write {USER_REPORTS}/<experiment>/ from the MLflow store")
+    report.add_argument("--task", help="task name (its own experiment), or an experiment name from experiments/")
+    report.add_argument("--experiment", help="experiment file stem in experiments/ (default: the task's own)")
+    report.add_argument("--config-hash", help="report this configuration (default: the latest bench of the experiment)")
     report.add_argument("--results-dir", help=f"default: {USER_REPORTS}/, or results/ with --reference")
     report.add_argument("--reference", action="store_true", help="write into results/, the committed reports")
 
@@ -119,10 +120,26 @@ def _list(args) -> int:
 
 
 def _report(args) -> int:
+    from rnnbench import config as configuration
+    from rnnbench import registry
+    from rnnbench.errors import UserError
     from rnnbench.report import write_report
 
+    task, experiment = args.task, args.experiment
+    experiments = configuration.list_experiments()
+    if task and not experiment and task not in registry.list_tasks() and task in experiments:
+        task, experiment = None, task  # as `bench --task`: `make report TASK=speech_digits` names an experiment
+    if experiment:
+        of = configuration.load_experiment(experiment)[0].get("task")
+        if task and task != of:
+            raise UserError(f"experiment {experiment!r} is for task {of!r}, not {task!r}")
+        task = of
+    if not task:
+        raise UserError("name a task (--task) or an experiment (--experiment); see `rnnbench list`")
+    registry.get_task(task)  # an unknown name fails with the known ones, before any experiment is made for it
     folder = args.results_dir or ("results" if args.reference else USER_REPORTS)
-    write_report(args.task, config_hash=args.config_hash, out_dir=Path(folder) / args.task)
+    write_report(task, experiment=experiment or task, config_hash=args.config_hash,
+                 out_dir=Path(folder) / (experiment or task))
     return 0
 
 

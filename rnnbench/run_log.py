@@ -1,4 +1,5 @@
-"""What a run records in the store besides its metrics: parameters, ranking tags, baselines as runs, artifacts."""
+"""What a run records in the store besides its metrics: parameters, ranking tags, baselines as runs, artifacts, and
+the description of the experiment the runs are in."""
 from __future__ import annotations
 
 import json
@@ -12,11 +13,16 @@ import tensorflow as tf
 
 from rnnbench import config as configuration
 from rnnbench import models as zoo
+from rnnbench import registry, tracking
 from rnnbench.plots import plot_attention, plot_learning_curve
 
 
 def ranking_tags(spec) -> dict:
     return {"primary_metric": spec.primary_metric, "higher_is_better": spec.higher_is_better}
+
+
+# A parameter value for what does not apply to a run: a baseline has no model options, training settings or seed.
+NOT_APPLICABLE = "n/a"
 
 
 def run_params(config: dict, model_name: str, seed: int, spec) -> dict:
@@ -49,8 +55,45 @@ def divergence(spec, test: dict) -> str:
     return ""
 
 
+def baseline_params(config: dict, name: str, spec, environment: dict) -> dict:
+    """The parameter keys of a model run (`run_params`, env, xla, op_determinism), with `n/a` for what a baseline does
+    not have, so MLflow's run comparison lines baselines up with models instead of showing "unknown"."""
+    params = run_params(config, name, NOT_APPLICABLE, spec)
+    params["model_options"] = {key: NOT_APPLICABLE for key in config["model_options"]}
+    params["train"] = {key: NOT_APPLICABLE for key in config["train"]}
+    return {**params, "env": environment, "xla": NOT_APPLICABLE, "op_determinism": NOT_APPLICABLE}
+
+
+def experiment_description(spec, config: dict) -> str:
+    """The MLflow experiment's description (markdown, shown above its runs table): what the task is, what the parent
+    and child runs are, and the headline metric."""
+    name, task = config["experiment"] or config["task"], config["task"]
+    path = configuration.experiments_dir() / f"{name}.py"
+    doc = configuration.load_experiment(name)[2] if path.is_file() else (registry.get_task(task).__doc__ or "")
+    purpose = next((line.strip() for line in doc.splitlines() if line.strip()), "")
+    headline = f"test_{spec.primary_metric}"
+    baselines = ", ".join(f"`baseline-{b}`" for b in spec.baselines) or "none for this task"
+    return "\n".join([
+        f"rnnbench experiment {name} (task {task}): {purpose}",  # plain: the experiment list shows it unrendered
+        "",
+        f"**Headline metric: `{headline}`** ({'higher' if spec.higher_is_better else 'lower'} is better): on the test "
+        f"split, with the weights of the best epoch by `{spec.monitor}`; cost: `params`, `sec_per_epoch`. MLflow's runs "
+        f"table shows no metric columns until asked: *Columns* → *Metrics* → `{headline}` (or sort by it).",
+        "",
+        f"**Runs.** Each `rnnbench bench` is a parent run named `{name}` (`{name}-smoke` for the quick variant); "
+        "its child runs are one per model and seed (`<model>-seed<N>`, tag `kind=model`, the Keras model logged as "
+        f"`{task}-<model>`) and one per naive baseline ({baselines}; tag `kind=baseline`, metrics only, the same "
+        "parameter keys with `n/a` where they do not apply). Tags `config_hash` and `run_key` tie runs to their "
+        "configuration.",
+        "",
+        f"Report: `rnnbench report --task {name}`; settings, data and expected results: `experiments/{name}.py`.",
+    ])
+
+
 def log_baselines(tracker, spec, config, parent_id, environment) -> None:
-    """Each baseline is a child run of kind 'baseline', so reports treat it as a row like any model."""
+    """Each baseline is a child run of kind 'baseline', so reports treat it as a row like any model. First, at the
+    start of each grid, an experiment without a description gets one (`experiment_description`)."""
+    tracker.describe(experiment_description(spec, config))
     for name, metrics in spec.baselines.items():
         key = configuration.run_key(config, f"baseline:{name}", -1)
         if tracker.finished_run(key):
@@ -64,8 +107,7 @@ def log_baselines(tracker, spec, config, parent_id, environment) -> None:
         )
         if run_id is None:  # another process is logging it, or has
             continue
-        tracker.log_params(run_id, {"task": config["task"], "model": name, "dataset": dict(spec.dataset),
-                                    "task_options": dict(spec.options), "env": environment})
+        tracker.log_params(run_id, baseline_params(config, name, spec, environment))
         tracker.log_metrics(run_id, {f"test_{k}": v for k, v in metrics.items()})
         tracker.end_run(run_id, "FINISHED")
 
@@ -93,4 +135,5 @@ def log_run_artifacts(tracker, run_id, model, spec, config, model_name, seed, hi
             spec.artifacts(model, task_folder)
         tracker.log_artifacts(run_id, folder)
     tracker.log_keras_model(run_id, model, x, np.asarray(model.predict_on_batch(x)),
-                            requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"])
+                            requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"],
+                            name=tracking.logged_model_name(config["task"], model_name))

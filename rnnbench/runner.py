@@ -54,7 +54,7 @@ def bench(config: dict, *, results_dir: Path | str = "reports", tracking_uri: Op
     Returns {"parent_run_id", "finished", "skipped", "failed", "report_dir"}. Ctrl-C or SIGTERM marks the current run
     KILLED, writes the report for what finished, and re-raises KeyboardInterrupt.
     """
-    tracker = tracking.Tracker(config["task"], tracking_uri)
+    tracker = tracking.Tracker(config["experiment"] or config["task"], tracking_uri)  # one MLflow experiment each
     spec = load_task(config)
     for model_name in config["models"]:  # a refused or mis-sized model fails now, not an hour into the grid
         registry.get_model(model_name)(spec, **model_options(model_name, config))

@@ -1,20 +1,21 @@
 """Everything that talks to MLflow. No other module imports mlflow.
 
 Store: `MLFLOW_TRACKING_URI` when set (a tracking server or any store), else an SQLite file `mlflow.db` in the current
-folder, with artifacts in `mlartifacts/` beside it, so nothing has to be started. One MLflow experiment per task
-(`rnnbench-<task>`); one parent run per `bench` invocation; one child run per (model, seed) and per baseline.
+folder, with artifacts in `mlartifacts/` beside it, so nothing has to be started. One MLflow experiment per rnnbench
+experiment (`rnnbench-<experiment>`: a task's own experiment has the task's name, so `rnnbench-sine`; an experiment
+file of a task, such as speech_digits, has its own); one parent run per `bench` invocation; one child run per (model,
+seed) and per baseline. A run's Keras model is logged as MLflow 3 logged model `<task>-<model>`. The store's safety
+(reachability, the SQLite lock, one-line errors) lives in `rnnbench.store`, which imports no mlflow.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import socket
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
-from urllib.parse import urlparse
 
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
@@ -22,15 +23,18 @@ from mlflow.tracking import MlflowClient
 
 from rnnbench import owner as owners
 from rnnbench.errors import UserError
+from rnnbench.store import check_reachable, sqlite_path as _sqlite_path, store_error
+from rnnbench.store import store_lock as _store_lock  # a module global, so tests can replace it
 
 # Progress bars for every artifact download are noise in a command's output (`rnnbench predict`, `generate`).
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 DEFAULT_DB = "mlflow.db"
 _PARAM_VALUE_LIMIT = 6000
 OWNER_TAG, HEARTBEAT_TAG = "rnnbench_owner", "rnnbench_heartbeat"
-# What SQLAlchemy/MLflow say about a store whose schema creation was cut short, or a file that is no SQLite store.
-_DAMAGE_SIGNS = ("already exists", "duplicate column", "out-of-date database schema", "no such table",
-                 "file is not a database", "malformed", "alembic_version")
+# The name a run's model was logged under; runs logged before names were per task and model have none: "model".
+MODEL_NAME_TAG, UNNAMED_MODEL = "rnnbench_model_name", "model"
+# MLflow's experiment description: shown in the experiment list and above the experiment's runs table.
+DESCRIPTION_TAG = "mlflow.note.content"
 
 
 def tracking_uri() -> str:
@@ -60,43 +64,14 @@ def fluent_store(uri: str):
             os.environ["MLFLOW_TRACKING_URI"] = saved_env
 
 
-def experiment_name(task: str) -> str:
-    return f"rnnbench-{task}"
+def experiment_name(experiment: str) -> str:
+    """The MLflow experiment of an rnnbench experiment (a task's own experiment has the task's name)."""
+    return f"rnnbench-{experiment}"
 
 
-def check_reachable(uri: Optional[str] = None, timeout: float = 3.0) -> None:
-    """Fails fast, before any training, when the tracking store cannot be reached."""
-    uri = uri or tracking_uri()
-    parsed = urlparse(uri)
-    if parsed.scheme in ("http", "https"):
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        try:
-            socket.create_connection((parsed.hostname, port), timeout=timeout).close()
-        except OSError as error:
-            raise UserError(
-                f"MLflow tracking server {uri} is unreachable ({error.strerror or error}); start it, or unset "
-                "MLFLOW_TRACKING_URI to use the local SQLite store mlflow.db"
-            ) from None
-    elif parsed.scheme == "sqlite":
-        folder = Path(uri[len("sqlite:///"):]).parent
-        if not folder.is_dir():
-            raise UserError(f"MLflow store {uri}: folder {folder} does not exist; create it or fix MLFLOW_TRACKING_URI")
-
-
-@contextlib.contextmanager
-def _store_lock(uri: str):
-    """An exclusive file lock beside a local SQLite store (no-op for other stores)."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    import fcntl
-
-    with open(uri[len("sqlite:///"):] + ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def logged_model_name(task: str, model: str) -> str:
+    """What a run's model is called among MLflow's logged models: one name per task and model."""
+    return f"{task}-{model}"
 
 
 def _flatten(prefix: str, value: Any, out: dict) -> dict:
@@ -107,10 +82,6 @@ def _flatten(prefix: str, value: Any, out: dict) -> dict:
         text = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
         out[prefix] = text[:_PARAM_VALUE_LIMIT]
     return out
-
-
-def _sqlite_path(uri: str) -> Optional[Path]:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
 
 
 def create_store_atomically(uri: str) -> None:
@@ -127,32 +98,14 @@ def create_store_atomically(uri: str) -> None:
     os.replace(staging, path)
 
 
-def store_error(uri: str, error: BaseException) -> BaseException:
-    """The user-facing error for a store that cannot be opened: unwritable or damaged SQLite files get one line
-    naming the file and the fix; anything else is returned unchanged."""
-    path = _sqlite_path(uri)
-    if path is None:
-        return error
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    unwritable = (isinstance(error, OSError) and error.errno in (13, 30)) or "readonly" in str(error).lower() \
-        or not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK))
-    if unwritable:
-        return UserError(f"MLflow store {path} is not writable ({text}): run from a folder you can write to, make "
-                         f"the file writable, or set MLFLOW_TRACKING_URI=sqlite:////a/writable/folder/mlflow.db")
-    if any(sign in str(error).lower() for sign in _DAMAGE_SIGNS):
-        return UserError(f"MLflow store {path} is damaged ({text}); an earlier command was probably killed while "
-                         f"creating it. Move it aside (mv {path} {path}.damaged) and run again to start a new store; "
-                         "rnnbench cannot recover the runs in it")
-    return error
-
-
 class Tracker:
-    """Runs of one task in one store. Opening one marks the task's stranded runs KILLED (see `reap_stranded`)."""
+    """Runs of one rnnbench experiment in one store: `Tracker("sine")` for a task's own experiment,
+    `Tracker("speech_digits")` for an experiment file. Opening one marks its stranded runs KILLED (`reap_stranded`)."""
 
-    def __init__(self, task: str, uri: Optional[str] = None):
+    def __init__(self, experiment: str, uri: Optional[str] = None):
         self.uri = uri or tracking_uri()
         check_reachable(self.uri)
-        name = experiment_name(task)
+        name = experiment_name(experiment)
         try:
             with _store_lock(self.uri):  # two processes creating one SQLite store race in its schema migration
                 create_store_atomically(self.uri)
@@ -249,6 +202,12 @@ class Tracker:
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
+    def describe(self, text: str) -> None:
+        """Gives the experiment the description `text` (MLflow's `mlflow.note.content` experiment tag) when it has
+        none: one a user wrote or edited in the UI stays (deleting it there brings rnnbench's back)."""
+        if not self.client.get_experiment(self.experiment_id).tags.get(DESCRIPTION_TAG):
+            self.client.set_experiment_tag(self.experiment_id, DESCRIPTION_TAG, text)
+
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
@@ -268,16 +227,19 @@ class Tracker:
             path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
             self.client.log_artifact(run_id, str(path))
 
-    def log_keras_model(self, run_id: str, model, example_input, example_output, requirements: Iterable[str]) -> None:
-        """The model in MLflow's Keras flavour, with a signature inferred from an example batch."""
+    def log_keras_model(self, run_id: str, model, example_input, example_output, requirements: Iterable[str],
+                        name: str = UNNAMED_MODEL) -> None:
+        """The model in MLflow's Keras flavour as logged model `name` (see `logged_model_name`), with a signature
+        inferred from an example batch; the run's `rnnbench_model_name` tag says which name `load_model` loads."""
         import mlflow.keras
         from mlflow.models import infer_signature
 
         signature = infer_signature(example_input, example_output)
         with fluent_store(self.uri), mlflow.start_run(run_id=run_id):
-            mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=list(requirements))
+            mlflow.keras.log_model(model, name=name, signature=signature, pip_requirements=list(requirements))
         # start_run's exit marked the run FINISHED; the caller decides the final status.
         self.client.update_run(run_id, status="RUNNING")
+        self.client.set_tag(run_id, MODEL_NAME_TAG, name)
 
     # -- queries ---------------------------------------------------------------------------------------------------
     def finished_run(self, run_key: str) -> Optional[str]:
@@ -310,10 +272,15 @@ class Tracker:
             for r in runs
         ]
 
-    def latest_parent(self, config_hash: Optional[str] = None):
+    def latest_parent(self, config_hash: Optional[str] = None, experiment: Optional[str] = None):
+        """The newest parent run (of `config_hash`); with `experiment`, the newest of that rnnbench experiment, for
+        stores whose task experiments also hold the benches of the task's experiment files (logged before those had
+        MLflow experiments of their own)."""
         filters = "tags.rnnbench_role = 'parent'" + (f" and tags.config_hash = '{config_hash}'" if config_hash else "")
-        runs = self.client.search_runs([self.experiment_id], filter_string=filters, max_results=1,
-                                       order_by=["attributes.start_time DESC"])
+        runs = self.client.search_runs([self.experiment_id], filter_string=filters, max_results=1 if not experiment
+                                       else 1000, order_by=["attributes.start_time DESC"])
+        if experiment:  # a parent logged without an experiment name (a config built in code) is its task's
+            runs = [r for r in runs if (r.data.tags.get("experiment") or r.data.tags.get("task")) == experiment]
         return runs[0] if runs else None
 
     def get_run(self, run_id: str):
@@ -324,7 +291,8 @@ class Tracker:
 
 
 def load_model(run_id: str, uri: Optional[str] = None):
-    """The Keras model logged with run `run_id`."""
+    """The Keras model logged with run `run_id`: `runs:/<run id>/<name>`, the name its `rnnbench_model_name` tag
+    records ("model" for runs logged before models were named per task and model)."""
     import mlflow.keras
 
     from rnnbench import registry
@@ -332,8 +300,10 @@ def load_model(run_id: str, uri: Optional[str] = None):
     registry.list_models()  # discovers the model modules, which register the custom layers a saved model refers to
 
     try:
+        name = MlflowClient(tracking_uri=uri or tracking_uri()).get_run(run_id).data.tags.get(MODEL_NAME_TAG,
+                                                                                               UNNAMED_MODEL)
         with fluent_store(uri or tracking_uri()):
-            return mlflow.keras.load_model(f"runs:/{run_id}/model")
+            return mlflow.keras.load_model(f"runs:/{run_id}/{name}")
     except Exception as error:  # MlflowException for unknown runs, OSError for missing artifacts
         raise UserError(f"cannot load the model of run {run_id} from {uri or tracking_uri()}: {error}") from None
 

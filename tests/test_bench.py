@@ -73,6 +73,17 @@ def test_bench_logs_runs_metrics_artifacts_and_report(tiny_bench):
         assert (results / "sine" / plot).stat().st_size > 1000
 
 
+def test_each_model_is_logged_under_its_task_and_model_name(tiny_bench):
+    argv, results, uri = tiny_bench
+    tracker = tracking.Tracker("sine", uri)
+    runs = [r for r in tracker.child_runs() if r["tags"]["kind"] == "model"]
+    assert {(r["tags"]["model"], r["tags"][tracking.MODEL_NAME_TAG]) for r in runs} == {
+        ("lstm", "sine-lstm"), ("gru", "sine-gru")}
+    logged = tracker.client.search_logged_models(experiment_ids=[tracker.experiment_id])
+    assert sorted(m.name for m in logged) == ["sine-gru", "sine-gru", "sine-lstm", "sine-lstm"]
+    assert {m.source_run_id for m in logged} == {r["run_id"] for r in runs}
+
+
 def test_rerun_resumes_without_counting_twice(tiny_bench, capsys):
     argv, results, uri = tiny_bench
     capsys.readouterr()

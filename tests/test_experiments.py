@@ -43,7 +43,7 @@ def test_experiment_smoke_configuration_runs(name, tmp_path, monkeypatch):
     except DataError as missing:  # raised by the task's loader before any run starts
         pytest.skip(f"experiment {name}: its data is not on this machine: {missing}")
     assert outcome["finished"] == 1 and outcome["failed"] == 0, outcome
-    runs = [r for r in tracking.Tracker(resolved["task"], uri).child_runs() if r["tags"]["kind"] == "model"]
+    runs = [r for r in tracking.Tracker(resolved["experiment"], uri).child_runs() if r["tags"]["kind"] == "model"]
     assert len(runs) == 1 and runs[0]["status"] == "FINISHED"
     primary = runs[0]["tags"]["primary_metric"]
     assert f"test_{primary}" in runs[0]["metrics"], sorted(runs[0]["metrics"])
