@@ -113,8 +113,13 @@ def test_the_checker_finds_a_cycle(monkeypatch):
 def test_names_read_from_the_sources_are_the_registered_ones():
     from rnnbench import registry
 
-    assert registry.declared_names("task") == registry.list_tasks()
-    assert registry.declared_names("model") == registry.list_models()
+    def shipped(kind):  # tests may register their own models in this process; those are not in the sources
+        get = registry.get_task if kind == "task" else registry.get_model
+        listed = registry.list_tasks() if kind == "task" else registry.list_models()
+        return [name for name in listed if get(name).__module__.startswith("rnnbench.")]
+
+    assert registry.declared_names("task") == shipped("task")
+    assert registry.declared_names("model") == shipped("model")
 
 
 def test_listing_does_not_import_tensorflow():
