@@ -71,16 +71,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _bench(args) -> int:
+def _task_and_experiment(args) -> tuple:
+    """(task, experiment) from --task/--experiment: `--task speech_digits` (`make bench TASK=speech_digits`) names an
+    experiment file, not a task."""
     from rnnbench import config as configuration
     from rnnbench import registry
     from rnnbench.errors import UserError
 
     task, experiment = args.task, args.experiment
     if task and not experiment and task not in registry.list_tasks() and task in configuration.list_experiments():
-        task, experiment = None, task  # `make bench TASK=speech_digits` names an experiment
+        task, experiment = None, task
     if not task and not experiment:
         raise UserError("name a task (--task) or an experiment (--experiment); see `rnnbench list`")
+    return task, experiment
+
+
+def _report_folder(args) -> str:
+    return args.results_dir or ("results" if args.reference else USER_REPORTS)
+
+
+def _bench(args) -> int:
+    from rnnbench import config as configuration
+    from rnnbench.errors import UserError
+
+    task, experiment = _task_and_experiment(args)
     resolved = configuration.resolve(task=task, experiment=experiment, smoke=args.smoke, models=args.models,
                                      seeds=args.seeds, epochs=args.epochs,
                                      sets=[pair for group in args.sets for pair in group])
@@ -91,8 +105,7 @@ def _bench(args) -> int:
                         f"--smoke, or drop --reference to write your report to {USER_REPORTS}/")
     from rnnbench.runner import bench
 
-    results_dir = args.results_dir or ("results" if args.reference else USER_REPORTS)
-    outcome = bench(resolved, results_dir=results_dir, resume=args.resume,
+    outcome = bench(resolved, results_dir=_report_folder(args), resume=args.resume,
                     incomplete_dir=USER_REPORTS if args.reference and not args.results_dir else None)
     print(f"rnnbench: {outcome['finished']} runs finished, {outcome['skipped']} skipped (already in the store), "
           f"{outcome['failed']} failed; report: {outcome['report_dir']}")
@@ -125,21 +138,15 @@ def _report(args) -> int:
     from rnnbench.errors import UserError
     from rnnbench.report import write_report
 
-    task, experiment = args.task, args.experiment
-    experiments = configuration.list_experiments()
-    if task and not experiment and task not in registry.list_tasks() and task in experiments:
-        task, experiment = None, task  # as `bench --task`: `make report TASK=speech_digits` names an experiment
+    task, experiment = _task_and_experiment(args)
     if experiment:
         of = configuration.load_experiment(experiment)[0].get("task")
         if task and task != of:
             raise UserError(f"experiment {experiment!r} is for task {of!r}, not {task!r}")
         task = of
-    if not task:
-        raise UserError("name a task (--task) or an experiment (--experiment); see `rnnbench list`")
     registry.get_task(task)  # an unknown name fails with the known ones, before any experiment is made for it
-    folder = args.results_dir or ("results" if args.reference else USER_REPORTS)
     write_report(task, experiment=experiment or task, config_hash=args.config_hash,
-                 out_dir=Path(folder) / (experiment or task))
+                 out_dir=Path(_report_folder(args)) / (experiment or task))
     return 0
 
 

@@ -91,9 +91,7 @@ def experiment_description(spec, config: dict) -> str:
 
 
 def log_baselines(tracker, spec, config, parent_id, environment) -> None:
-    """Each baseline is a child run of kind 'baseline', so reports treat it as a row like any model. First, at the
-    start of each grid, an experiment without a description gets one (`experiment_description`)."""
-    tracker.describe(experiment_description(spec, config))
+    """Each baseline is a child run of kind 'baseline', so reports treat it as a row like any model."""
     for name, metrics in spec.baselines.items():
         key = configuration.run_key(config, f"baseline:{name}", -1)
         if tracker.finished_run(key):

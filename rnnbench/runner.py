@@ -20,7 +20,8 @@ from rnnbench.checkpoint import EpochCheckpoint, checkpoint_dir, history_rows
 from rnnbench.environment import describe as describe_environment
 from rnnbench.errors import UserError
 from rnnbench.measure import PeakMemory, count_samples, measure_latency, warn_when_memory_maps_run_low
-from rnnbench.run_log import divergence, log_baselines, log_run_artifacts, ranking_tags, run_params
+from rnnbench.run_log import (divergence, experiment_description, log_baselines, log_run_artifacts,
+                               ranking_tags, run_params)
 from rnnbench.streaming import training_stream
 
 
@@ -73,6 +74,7 @@ def bench(config: dict, *, results_dir: Path | str = "reports", tracking_uri: Op
         {"rnnbench_role": "parent", "task": config["task"], "config_hash": config_hash,
          "experiment": config["experiment"], "smoke": config["smoke"], "command": config.get("command", "")},
     )
+    tracker.describe(experiment_description(spec, config))  # only where the experiment has no description yet
     tracker.log_params(parent_id, {"config": config, "env": environment})
     tracker.log_json(parent_id, "config.json", config)
     progress = Progress(len(grid), config["train"]["epochs"], echo, config["train"]["validations_per_epoch"])

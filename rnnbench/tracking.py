@@ -160,11 +160,12 @@ class Tracker:
         """Renews the lease of a run (what tells runs of live processes on other hosts from stranded ones)."""
         self.client.set_tag(run_id, HEARTBEAT_TAG, f"{time.time():.0f}")
 
-    def _runs(self, filter_string: str) -> list:
+    def _runs(self, filter_string: str, order_by: Optional[list] = None) -> list:
+        """Every run of this experiment that matches, page after page."""
         found, token = [], None
         while True:
             page = self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=1000,
-                                           page_token=token)
+                                           order_by=order_by, page_token=token)
             found.extend(page)
             token = page.token
             if not token:
@@ -253,23 +254,11 @@ class Tracker:
 
     def child_runs(self, config_hash: Optional[str] = None) -> list[dict]:
         """Child runs of this task (optionally of one configuration), newest first, as plain dicts."""
-        filters = ["tags.rnnbench_role = 'child'"]
-        if config_hash:
-            filters.append(f"tags.config_hash = '{config_hash}'")
-        runs, token = [], None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id], filter_string=" and ".join(filters), max_results=1000,
-                order_by=["attributes.start_time DESC"], page_token=token,
-            )
-            runs.extend(page)
-            token = page.token
-            if not token:
-                break
+        filters = ["tags.rnnbench_role = 'child'"] + ([f"tags.config_hash = '{config_hash}'"] if config_hash else [])
         return [
             {"run_id": r.info.run_id, "status": r.info.status, "start_time": r.info.start_time,
              "tags": dict(r.data.tags), "params": dict(r.data.params), "metrics": dict(r.data.metrics)}
-            for r in runs
+            for r in self._runs(" and ".join(filters), order_by=["attributes.start_time DESC"])
         ]
 
     def latest_parent(self, config_hash: Optional[str] = None, experiment: Optional[str] = None):
@@ -320,10 +309,15 @@ def run_tag(run_id: str, key: str, uri: Optional[str] = None) -> str:
     return tags[key]
 
 
-def download_artifact(run_id: str, artifact_path: str, uri: Optional[str] = None) -> Path:
-    """A local copy of one artifact of run `run_id`."""
+def download_artifact(run_id: str, artifact_path: str, uri: Optional[str] = None, *,
+                      added_later: Optional[str] = None) -> Path:
+    """A local copy of one artifact of run `run_id`. `added_later` says why runs logged before the artifact existed
+    lack it; their error then tells the user to train the model again rather than showing MLflow's."""
     client = MlflowClient(tracking_uri=uri or tracking_uri())
     try:
         return Path(client.download_artifacts(run_id, artifact_path, tempfile.mkdtemp(prefix="rnnbench-")))
     except Exception as error:
+        if added_later:
+            raise UserError(f"run {run_id} has no {artifact_path} ({added_later}); train the model again with this "
+                            "version of rnnbench") from None
         raise UserError(f"run {run_id} has no artifact {artifact_path!r} in {uri or tracking_uri()}: {error}") from None

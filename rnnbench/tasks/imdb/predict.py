@@ -87,11 +87,8 @@ def predict_from_run(run_id: str, inputs: list[str]) -> list[str]:
     from rnnbench import tracking
 
     reviews = _reviews(inputs)
-    try:
-        path = tracking.download_artifact(run_id, VOCABULARY_ARTIFACT)
-    except UserError:
-        raise UserError(f"run {run_id} has no {VOCABULARY_ARTIFACT} (runs logged before IMDB kept its vocabulary "
-                        "cannot tokenise new text); train the model again with this version of rnnbench") from None
+    path = tracking.download_artifact(
+        run_id, VOCABULARY_ARTIFACT, added_later="runs logged before IMDB kept its vocabulary cannot tokenise new text")
     sequences = token_ids(load_vocabulary(path), reviews)
     probabilities = positive_probabilities(tracking.load_model(run_id), padded(sequences))
     lines = ["p_positive  label     review"]

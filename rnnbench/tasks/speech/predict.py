@@ -79,11 +79,9 @@ def predict_from_run(run_id: str, inputs: list[str]) -> list[str]:
     """One line per file: its greedy and its beam-search transcript."""
     from rnnbench import tracking
 
-    try:
-        front_path = tracking.download_artifact(run_id, FRONT_END_ARTIFACT)
-    except UserError:
-        raise UserError(f"run {run_id} has no {FRONT_END_ARTIFACT} (runs logged before the speech task kept its "
-                        "feature settings cannot transcribe new audio); train the model again") from None
+    front_path = tracking.download_artifact(
+        run_id, FRONT_END_ARTIFACT,
+        added_later="runs logged before the speech task kept its feature settings cannot transcribe new audio")
     front_end, settings, vocabulary = load_front_end(front_path)
     features = [features_of(Path(item), front_end, settings, run_id) for item in inputs]  # every file checked first
     model = tracking.load_model(run_id)

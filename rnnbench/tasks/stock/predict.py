@@ -91,11 +91,9 @@ def predict_from_run(run_id: str, inputs: list[str]) -> list[str]:
     absent = [item for item in inputs if not Path(item).is_file()]
     if absent:
         raise UserError(f"{absent[0]}: no such file; give the path of a price CSV")
-    try:
-        scaling_path = tracking.download_artifact(run_id, SCALING_ARTIFACT)
-    except UserError:
-        raise UserError(f"run {run_id} has no {SCALING_ARTIFACT} (runs logged before the stock task kept its scaler "
-                        "cannot forecast new prices); train the model again") from None
+    scaling_path = tracking.download_artifact(
+        run_id, SCALING_ARTIFACT,
+        added_later="runs logged before the stock task kept its scaler cannot forecast new prices")
     settings = load_scaling(scaling_path)
     for item in inputs:
         _check_columns(Path(item), settings, run_id)  # a bad file is reported before the model is loaded
