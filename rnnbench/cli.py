@@ -197,6 +197,10 @@ def main(argv=None) -> int:
     from rnnbench.errors import UserError
 
     args = _parser().parse_args(argv)
+    if argv is None:  # the console command, not a caller passing arguments (tests, notebooks)
+        from rnnbench.native_log import filter_native_stderr
+
+        filter_native_stderr()
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # SIGTERM gets the same clean stop as Ctrl-C
     handlers = {"bench": _bench, "list": _list, "report": _report, "generate": _generate, "predict": _predict,
                 "ui": _ui}
