@@ -43,6 +43,25 @@ def test_sine_spec_shapes_and_baselines():
     # A sum of sines is a linear recurrence: the AR baseline sits near the noise floor, persistence far above it.
     ar, persistence = (spec.baselines[b]["rmse_over_noise"] for b in ("linear_ar", "persistence"))
     assert 1.0 <= ar < 0.5 * persistence
+    # Drift adds the training period's mean change, about zero for a stationary sum of sines: close to persistence.
+    assert abs(spec.baselines["drift"]["rmse_over_noise"] / persistence - 1) < 0.05
+    # Diebold-Mariano: AR beats persistence overwhelmingly; persistence is not shown to beat AR.
+    assert spec.baselines["linear_ar"]["dm_pvalue"] < 1e-6 and spec.baselines["persistence"]["dm_linear_ar_pvalue"] > 0.5
+    assert "dm_pvalue" not in spec.baselines["persistence"]  # no test of a forecaster against itself
+
+
+def test_sine_model_is_tested_against_persistence_and_linear_ar():
+    spec = sine.load(batch_size=16, steps=1200, input_len=20, horizon=4, noise=0.1)
+
+    class Persistence:  # a "model" that repeats the last value gives persistence's numbers exactly
+        @staticmethod
+        def predict(x, **kwargs):
+            return np.repeat(x[:, -1:, :], 4, axis=1)
+
+    metrics = spec.evaluate(Persistence())
+    assert np.isclose(metrics["rmse"], spec.baselines["persistence"]["rmse"])
+    assert np.isnan(metrics["dm_pvalue"])  # identical errors: the test is undefined, and says so
+    assert np.isclose(metrics["dm_linear_ar_pvalue"], spec.baselines["persistence"]["dm_linear_ar_pvalue"])
 
 
 def test_sine_splits_do_not_leak():

@@ -34,10 +34,19 @@ def make_series(steps: int, periods, amplitudes, noise: float, seed: int) -> tup
     return noisy.astype(np.float32), clean.astype(np.float32)
 
 
-def _error_metrics(y_true, y_pred, noise: float) -> dict:
+def _error_metrics(y_true, y_pred, noise: float, references: dict | None = None) -> dict:
+    """Error metrics of one forecaster; with `references` ({name: forecast}) also a one-sided Diebold-Mariano test
+    of "this forecaster has the smaller squared error" against each: `dm_stat`/`dm_pvalue` against persistence
+    (as in the stock task), `dm_<name>_stat`/`dm_<name>_pvalue` against the others."""
+    y_true = np.asarray(y_true, np.float64)
     rmse = forecasting.rmse(y_true, y_pred)
-    return {"loss": float(np.mean((np.asarray(y_true, np.float64) - y_pred) ** 2)), "rmse": rmse,
-            "mae": forecasting.mae(y_true, y_pred), "rmse_over_noise": rmse / noise}
+    metrics = {"loss": float(np.mean((y_true - y_pred) ** 2)), "rmse": rmse,
+               "mae": forecasting.mae(y_true, y_pred), "rmse_over_noise": rmse / noise}
+    for name, reference in (references or {}).items():
+        test = forecasting.diebold_mariano(y_true - y_pred, y_true - reference, horizon=y_true.shape[1])
+        prefix = "dm" if name == "persistence" else f"dm_{name}"
+        metrics[f"{prefix}_stat"], metrics[f"{prefix}_pvalue"] = test.statistic, test.p_value
+    return metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,14 +117,23 @@ def load(options: SineOptions, *, batch_size: int = 64) -> TaskSpec:
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = splits["train"], splits["val"], splits["test"]
 
     autoregressive = forecasting.LinearAutoregressive().fit(x_train, y_train)
-    baselines = {
-        "persistence": _error_metrics(y_test, forecasting.persistence_forecast(x_test, horizon), noise),
-        "linear_ar": _error_metrics(y_test, autoregressive.predict(x_test), noise),
+    # Drift as in the stock task: the last value plus the mean change per step over the training period.
+    training_series = series[train_part]
+    training_slope = float(training_series[-1] - training_series[0]) / (len(training_series) - 1)
+    forecasts = {
+        "persistence": forecasting.persistence_forecast(x_test, horizon),
+        "drift": forecasting.drift_forecast(x_test, horizon, slope=training_slope),
+        "linear_ar": autoregressive.predict(x_test),
     }
+    # Every forecaster is tested against persistence (the naive yardstick) and linear AR (the strong one).
+    references = {name: forecasts[name] for name in ("persistence", "linear_ar")}
+    baselines = {name: _error_metrics(y_test, forecast, noise,
+                                      {k: v for k, v in references.items() if k != name})
+                 for name, forecast in forecasts.items()}
 
     def evaluate(model) -> dict:
         prediction = model.predict(x_test, batch_size=batch_size, verbose=0)
-        return _error_metrics(y_test, prediction, noise)
+        return _error_metrics(y_test, prediction, noise, references)
 
     def artifacts(model, out_dir: Path) -> None:
         import matplotlib
