@@ -37,7 +37,7 @@ def test_bench_logs_runs_metrics_artifacts_and_report(tiny_bench):
     baselines = [r for r in runs if r["tags"]["kind"] == "baseline"]
     assert sorted((r["tags"]["model"], r["tags"]["seed"]) for r in models) == [
         ("gru", "0"), ("gru", "1"), ("lstm", "0"), ("lstm", "1")]
-    assert sorted(r["tags"]["model"] for r in baselines) == ["linear_ar", "persistence"]
+    assert sorted(r["tags"]["model"] for r in baselines) == ["drift", "linear_ar", "persistence"]
     assert all(r["status"] == "FINISHED" for r in runs)
     parent = tracker.latest_parent()
     assert all(r["tags"]["task"] == "sine" for r in runs)
@@ -63,7 +63,7 @@ def test_bench_logs_runs_metrics_artifacts_and_report(tiny_bench):
     summary = pd.read_csv(results / "sine" / "summary.csv")
     assert list(summary.columns[:2]) == ["model", "kind"]
     assert {"test_rmse_mean", "test_rmse_std", "test_rmse_ci95", "params", "sec_per_epoch_mean", "runs"} <= set(summary)
-    assert set(summary["model"]) == {"lstm", "gru", "persistence", "linear_ar"}
+    assert set(summary["model"]) == {"lstm", "gru", "persistence", "linear_ar", "drift"}
     assert summary.set_index("model").loc["lstm", "runs"] == 2
     assert set(summary.set_index("model")["kind"]) == {"model", "baseline"}
     readme = (results / "sine" / "README.md").read_text()

@@ -107,7 +107,7 @@ def test_baselines_carry_the_parameter_keys_of_model_runs(store):
     runs = _of(_runs(uri), "sine")
     [model] = [r for r in runs if r["tags"]["kind"] == "model"]
     baselines = [r for r in runs if r["tags"]["kind"] == "baseline"]
-    assert sorted(r["tags"]["model"] for r in baselines) == ["linear_ar", "persistence"]
+    assert sorted(r["tags"]["model"] for r in baselines) == ["drift", "linear_ar", "persistence"]
     for baseline in baselines:
         params = baseline["params"]
         assert set(params) == set(model["params"])

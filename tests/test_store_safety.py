@@ -144,7 +144,7 @@ def test_two_identical_grids_at_once_train_each_run_once(tmp_path, mlflow_store)
     assert [g.returncode for g in grids] == [0, 0], outputs
     finished = [r for r in tracking.Tracker("sine", mlflow_store).child_runs() if r["status"] == "FINISHED"]
     keys = [r["tags"]["run_key"] for r in finished]
-    assert len(keys) == len(set(keys)) == 2 + 2  # two model runs and two baselines, once each
+    assert len(keys) == len(set(keys)) == 2 + 3  # two model runs and three baselines, once each
 
 
 def test_resume_of_a_run_killed_after_its_last_epoch_goes_straight_to_evaluation(tmp_path, mlflow_store, monkeypatch):
