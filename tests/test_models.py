@@ -5,6 +5,7 @@ import pytest
 import keras
 
 from rnnbench import models
+from rnnbench.config import option_types
 from rnnbench.registry import get_model, list_models
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
 
@@ -46,6 +47,16 @@ def _batch(spec, rng, batch=4, steps=10):
 
 
 CASES = [(m, h) for m in list_models() for h in HEADS]
+# A tiny size for every builder, from the options it has (recurrent: units, and layers=1 as by default;
+# transformer: d_model, heads, layers; tcn: filters, blocks; esn: reservoir_units).
+TINY = {"units": 6, "attention_units": 8, "attention_heads": 2, "layers": 1, "d_model": 8, "heads": 2,
+        "filters": 6, "blocks": 2, "reservoir_units": 16}
+
+
+def _tiny_options(builder) -> dict:
+    accepted = option_types(builder)
+    return {key: value for key, value in TINY.items() if key in accepted}
+
 
 
 @pytest.mark.parametrize("model_name,head", CASES)
@@ -57,7 +68,7 @@ def test_builder_on_head(model_name, head, tmp_path):
             builder(spec, units=6)
         return
     keras.utils.set_random_seed(0)
-    model = models.compile_model(builder(spec, units=6, attention_units=8, attention_heads=2), spec, learning_rate=0.01)
+    model = models.compile_model(builder(spec, **_tiny_options(builder)), spec, learning_rate=0.01)
     rng = np.random.default_rng(0)
     x, y = _batch(spec, rng)
     out = np.asarray(model(x, training=False))
