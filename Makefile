@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 
 TASK ?= sine
 ARGS := $(if $(SMOKE),--smoke) $(if $(MODELS),--models $(MODELS)) $(if $(SEEDS),--seeds $(SEEDS)) \
-        $(if $(EPOCHS),--epochs $(EPOCHS)) $(foreach s,$(SET),--set $(s)) $(if $(REFERENCE),--reference)
+        $(if $(EPOCHS),--epochs $(EPOCHS)) $(foreach s,$(SET),--set $(s)) $(if $(REFERENCE),--reference) \
+        $(if $(WORKERS),--executor ray --workers $(WORKERS))
 
 .PHONY: setup bench test report ui list perf clean
 

@@ -119,8 +119,10 @@ class Progress:
     def skip(self, index: int, model: str, seed: int, why: str = "already finished in the store, skipped") -> None:
         self.echo(f"[{index}/{self.runs}] {model} seed={seed}: {why}")
 
-    def finished(self, index: int, model: str, seed: int, metrics: dict, primary: str) -> None:
-        self.run_times.append(time.monotonic() - self._run_started)
+    def finished(self, index: int, model: str, seed: int, metrics: dict, primary: str,
+                 seconds: Optional[float] = None) -> None:
+        """`seconds`: how long the run took, when it ran elsewhere (a worker process), not since `callback`."""
+        self.run_times.append(time.monotonic() - self._run_started if seconds is None else seconds)
         shown = [f"test_{primary}", "test_loss", "params", "sec_per_epoch"]
         figures = " ".join(f"{name}={metrics[name]:.4g}" for name in dict.fromkeys(shown) if name in metrics)
         self.echo(f"[{index}/{self.runs}] {model} seed={seed} finished in {_clock(self.run_times[-1])}: {figures}")

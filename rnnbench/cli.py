@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
                             "run finished")
     bench.add_argument("--resume", action="store_true",
                        help="continue interrupted runs from their last finished epoch (finished runs are always skipped)")
+    bench.add_argument("--executor", choices=("serial", "ray"), default="serial",
+                       help="serial: one run after another in this process (default); ray: each run a Ray task, on "
+                            "a local Ray or the cluster at RAY_ADDRESS")
+    bench.add_argument("--workers", type=int, help="--executor ray: runs at once (default 2)")
 
     listing = commands.add_parser("list", help="list tasks, models and experiments, or one task's options")
     listing.add_argument("--task", help="print this task's options (name, type, default, help)")
@@ -103,12 +107,18 @@ def _bench(args) -> int:
         raise UserError("--reference regenerates the committed report of an experiment exactly as "
                         f"experiments/{resolved['experiment']}.py states it; drop --set/--models/--seeds/--epochs/"
                         f"--smoke, or drop --reference to write your report to {USER_REPORTS}/")
+    from rnnbench.executors import make_executor
+
+    executor = make_executor(args.executor, args.workers)  # a bad --workers fails before the task loads
     from rnnbench.runner import bench
 
     outcome = bench(resolved, results_dir=_report_folder(args), resume=args.resume,
-                    incomplete_dir=USER_REPORTS if args.reference and not args.results_dir else None)
+                    incomplete_dir=USER_REPORTS if args.reference and not args.results_dir else None,
+                    executor=executor)
     print(f"rnnbench: {outcome['finished']} runs finished, {outcome['skipped']} skipped (already in the store), "
           f"{outcome['failed']} failed; report: {outcome['report_dir']}")
+    for line in outcome["failed_runs"]:
+        print(f"rnnbench: failed: {line}")
     return 1 if outcome["failed"] else 0
 
 

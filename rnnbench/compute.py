@@ -1,16 +1,20 @@
-"""Compute policy of a run: seeding, TensorFlow's op determinism, XLA per recurrent cell, and mixed precision.
+"""Compute policy of a run: seeding, TensorFlow's op determinism, XLA per recurrent cell, mixed precision, the threads
+of a worker process and the devices one run trains on.
 
 The XLA choice comes from measured evidence, `xla_speedup.json` beside this file, which `make perf` writes from its
 kernel measurements; nothing here hard-codes a speed-up.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from pathlib import Path
 
 import keras
 import tensorflow as tf
+
+from rnnbench.errors import UserError
 
 XLA_TABLE = Path(__file__).with_name("xla_speedup.json")
 _CELL_NAMES = {keras.layers.SimpleRNN: "simple_rnn", keras.layers.LSTM: "lstm", keras.layers.GRU: "gru"}
@@ -71,3 +75,32 @@ def use_xla(model: keras.Model, spec, setting: str = "auto") -> bool:
         return False
     cells, speedup = recurrent_cells(model), cpu_xla_speedup()
     return bool(cells) and all(speedup.get((cell, spec.inputs.masked), 0.0) > 1.0 for cell in cells)
+
+
+def set_threads(threads: int) -> None:
+    """TensorFlow's intra- and inter-op thread pools of this process, so that N worker processes on one machine use
+    N x `threads` cores rather than N x all of them. TensorFlow fixes its pools when it first runs an op, so a worker
+    calls this before; a process that already runs with these pools keeps them."""
+    threading = tf.config.threading
+    if (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()) == (threads,) * 2:
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(threads)
+        threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow is already initialised: its pools cannot change any more
+        pass
+
+
+def devices(count: int):
+    """The scope a run's model is built and compiled in: nothing for one device; for `count` > 1, a
+    `tf.distribute.MirroredStrategy` over the first `count` GPUs (else logical CPU devices), which splits each global
+    batch among them and sums their gradients. More devices than are visible is a UserError."""
+    if count <= 1:
+        return contextlib.nullcontext()
+    visible = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    if count > len(visible):
+        kind = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+        raise UserError(f"train.devices={count}, but only {len(visible)} {kind} device(s) are visible "
+                        f"({', '.join(d.name for d in visible)}); set train.devices to at most {len(visible)}, or run "
+                        "on a machine with more GPUs")
+    return tf.distribute.MirroredStrategy([d.name for d in visible[:count]]).scope()

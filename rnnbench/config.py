@@ -34,10 +34,13 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     # then count validations. For models that overfit within an epoch or two, whose best point falls between epochs.
     "validations_per_epoch": 1,
     "mixed_precision": False,  # Keras's mixed_float16 policy (float16 compute, float32 weights and outputs)
+    # Train one run data-parallel on this many devices (tf.distribute.MirroredStrategy over the first N GPUs, or
+    # logical CPU devices), the batch size staying the global one; 1: no distribution.
+    "devices": 1,
 }
 TRAIN_TYPES = {"epochs": int, "batch_size": int, "learning_rate": float, "clipnorm": float, "patience": int,
                "jit_compile": str, "max_minutes": float, "reduce_lr_patience": int,
-               "mixed_precision": bool, "validations_per_epoch": int}
+               "mixed_precision": bool, "validations_per_epoch": int, "devices": int}
 SECTIONS = {"task": "task_options", "model": "model_options", "train": "train"}
 
 
@@ -171,7 +174,7 @@ def validate(config: dict) -> dict:
         raise UserError(f"unknown configuration keys {sorted(unknown)}; valid: task, models, seeds, "
                         + ", ".join(SECTIONS.values()))
     train = resolved["train"]
-    for option in ("epochs", "batch_size", "validations_per_epoch"):
+    for option in ("epochs", "batch_size", "validations_per_epoch", "devices"):
         if train[option] < 1:
             raise UserError(f"train.{option} must be >= 1, got {train[option]}")
     if train["learning_rate"] <= 0:
@@ -230,7 +233,7 @@ def resolve(task: Optional[str] = None, experiment: Optional[str] = None, smoke:
 PROTOCOL = 3
 # Training options added after runs of this protocol existed, whose default is what those runs did: they enter the
 # hash only when set otherwise, so adding them leaves earlier runs identifiable (skipped on rerun, reported).
-HASHED_ONLY_WHEN_SET = {"mixed_precision", "validations_per_epoch"}
+HASHED_ONLY_WHEN_SET = {"mixed_precision", "validations_per_epoch", "devices"}
 
 
 def content_fingerprint(path: str | Path) -> str:

@@ -92,22 +92,28 @@ def experiment_description(spec, config: dict) -> str:
 
 def log_baselines(tracker, spec, config, parent_id, environment) -> None:
     """Each baseline is a child run of kind 'baseline', so reports treat it as a row like any model."""
-    for name, metrics in spec.baselines.items():
-        key = configuration.run_key(config, f"baseline:{name}", -1)
-        if tracker.finished_run(key):
-            continue
-        run_id, _ = tracker.start_claimed_run(
-            f"baseline-{name}",
-            {"rnnbench_role": "child", "kind": "baseline", "task": config["task"], "model": name, "seed": "",
-             "config_hash": configuration.config_hash(config), "experiment": config["experiment"],
-             **ranking_tags(spec)},
-            key, parent_id=parent_id,
-        )
-        if run_id is None:  # another process is logging it, or has
-            continue
-        tracker.log_params(run_id, baseline_params(config, name, spec, environment))
-        tracker.log_metrics(run_id, {f"test_{k}": v for k, v in metrics.items()})
-        tracker.end_run(run_id, "FINISHED")
+    for name in spec.baselines:
+        log_baseline(tracker, spec, config, parent_id, environment, name)
+
+
+def log_baseline(tracker, spec, config, parent_id, environment, name: str) -> bool:
+    """Baseline `name` as a child run; False when the store already holds it (or another process is logging it)."""
+    key = configuration.run_key(config, f"baseline:{name}", -1)
+    if tracker.finished_run(key):
+        return False
+    run_id, _ = tracker.start_claimed_run(
+        f"baseline-{name}",
+        {"rnnbench_role": "child", "kind": "baseline", "task": config["task"], "model": name, "seed": "",
+         "config_hash": configuration.config_hash(config), "experiment": config["experiment"],
+         **ranking_tags(spec)},
+        key, parent_id=parent_id,
+    )
+    if run_id is None:  # another process is logging it, or has
+        return False
+    tracker.log_params(run_id, baseline_params(config, name, spec, environment))
+    tracker.log_metrics(run_id, {f"test_{k}": v for k, v in spec.baselines[name].items()})
+    tracker.end_run(run_id, "FINISHED")
+    return True
 
 
 def log_run_artifacts(tracker, run_id, model, spec, config, model_name, seed, history, environment) -> None:

@@ -1,18 +1,23 @@
 """The benchmark runner: load the task once, then for each (model, seed) seed, build, compile, fit, evaluate, log.
 
-`bench(config)` runs a whole grid into MLflow and writes the report; `train_one(...)` is one cell of it. What they
-use lives in modules named for it: compute policy (`compute`), callbacks, checkpoints, the training stream
-(`streaming`), measurements (`measure`), and what a run records besides metrics (`run_log`).
+`bench(config)` runs a whole grid into MLflow and writes the report; `run_cell(...)` is one cell of it (a model run,
+`train_one`, or a baseline), whichever executor runs it (`rnnbench.executors`: here, one after another, or on Ray
+workers, which call `run_cell_in_worker`). What they use lives in modules named for it: compute policy (`compute`),
+callbacks, checkpoints, the training stream (`streaming`), measurements (`measure`), and what a run records besides
+metrics (`run_log`).
 """
 from __future__ import annotations
 
+import dataclasses
+import os
+import time
 import traceback
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import keras
 
-from rnnbench import compute, registry, tracking
+from rnnbench import compute, executors, registry, tracking
 from rnnbench import config as configuration
 from rnnbench import models as zoo
 from rnnbench.callbacks import BestWeights, EpochLogger, EpochTimer, NaNGuard, Progress, TrainingDiverged
@@ -20,8 +25,8 @@ from rnnbench.checkpoint import EpochCheckpoint, checkpoint_dir, history_rows
 from rnnbench.environment import describe as describe_environment
 from rnnbench.errors import UserError
 from rnnbench.measure import PeakMemory, count_samples, measure_latency, warn_when_memory_maps_run_low
-from rnnbench.run_log import (divergence, experiment_description, log_baselines, log_run_artifacts,
-                               ranking_tags, run_params)
+from rnnbench.run_log import (divergence, experiment_description, log_baseline, log_run_artifacts, ranking_tags,
+                               run_params)
 from rnnbench.streaming import training_stream
 
 
@@ -37,24 +42,130 @@ def model_options(model_name: str, config: dict) -> dict:
 
 
 def build_model(spec, model_name: str, config: dict) -> keras.Model:
-    """The compiled model of one run. Switches TensorFlow's op determinism off exactly when XLA is used."""
+    """The compiled model of one run, built and compiled on `train.devices` devices (`compute.devices`). Switches
+    TensorFlow's op determinism off exactly when XLA is used."""
     train = config["train"]
     compute.set_precision(train["mixed_precision"])
-    model = registry.get_model(model_name)(spec, **model_options(model_name, config))
-    xla = compute.use_xla(model, spec, train["jit_compile"])
-    compute.set_op_determinism(not xla)
-    return zoo.compile_model(model, spec, learning_rate=train["learning_rate"], clipnorm=train["clipnorm"] or None,
-                             jit_compile=xla)
+    with compute.devices(train.get("devices", 1)):
+        model = registry.get_model(model_name)(spec, **model_options(model_name, config))
+        xla = compute.use_xla(model, spec, train["jit_compile"])
+        compute.set_op_determinism(not xla)
+        return zoo.compile_model(model, spec, learning_rate=train["learning_rate"],
+                                 clipnorm=train["clipnorm"] or None, jit_compile=xla)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One run of a grid: a (model, seed), number `index` of the grid's model runs, or a naive baseline (`baseline`,
+    seed -1, index 0); `key` identifies it in the store."""
+
+    model: str
+    seed: int
+    key: str
+    index: int = 0
+    baseline: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"baseline-{self.model}" if self.baseline else f"{self.model}-seed{self.seed}"
+
+
+@dataclasses.dataclass
+class Grid:
+    """A bench's cells and what running one needs, handed to an executor: `run_here` runs a cell in this process,
+    `worker` called with `worker_args` runs it in another process (which loads the task itself); `report` takes each
+    cell's result, `finished` says whether the store holds a cell's run already."""
+
+    config: dict
+    spec: Any
+    tracker: tracking.Tracker
+    parent_id: str
+    environment: dict
+    progress: Progress
+    resume: bool
+    cells: list
+    report: Callable[[Cell, dict], None]
+    echo: Callable[[str], None]
+
+    def finished(self, cell: Cell) -> bool:
+        return self.tracker.finished_run(cell.key) is not None
+
+    def run_here(self, cell: Cell) -> dict:
+        return run_cell(self.spec, self.config, cell, self.tracker, self.parent_id, self.environment, self.progress,
+                        self.resume)
+
+    @property
+    def worker(self) -> Callable[..., dict]:
+        return run_cell_in_worker
+
+    def worker_args(self, cell: Cell, progress: Progress, threads: int) -> tuple:
+        return (self.config, cell, self.tracker.uri, self.parent_id, self.environment, progress, self.resume,
+                str(checkpoint_dir().resolve()), threads)
+
+    def mark_killed(self, cell: Cell, reason: str) -> list[str]:
+        return self.tracker.mark_killed(cell.key, self.parent_id, reason)
+
+
+def run_cell(spec, config: dict, cell: Cell, tracker: tracking.Tracker, parent_id: str, environment: dict,
+             progress: Progress, resume: bool = False) -> dict:
+    """One cell, as every executor runs it: {"status": "finished" (with "run_id" and "metrics" for a model run),
+    "claimed" (another process holds it, or has logged it) or "failed" (with "error"), "seconds"}. A failed model run
+    is marked FAILED with its reason and the grid goes on; a UserError propagates, as the same mistake would fail every
+    run."""
+    started = time.monotonic()
+    try:
+        if cell.baseline:
+            logged = log_baseline(tracker, spec, config, parent_id, environment, cell.model)
+            return {"status": "finished" if logged else "claimed", "seconds": time.monotonic() - started}
+        run_id = train_one(spec, config, cell.model, cell.seed, tracker, parent_id, environment,
+                           progress.callback(cell.index, cell.model, cell.seed), resume=resume)
+    except UserError:
+        raise
+    except Exception as error:
+        return {"status": "failed", "error": f"{type(error).__name__}: {error}", "seconds": time.monotonic() - started}
+    if run_id is None:
+        return {"status": "claimed", "seconds": time.monotonic() - started}
+    return {"status": "finished", "run_id": run_id, "metrics": dict(tracker.get_run(run_id).data.metrics),
+            "seconds": time.monotonic() - started}
+
+
+_worker_task: dict[str, Any] = {}  # in a worker process: the task of the grid it works for, by configuration hash
+
+
+def run_cell_in_worker(config: dict, cell: Cell, uri: str, parent_id: str, environment: dict, progress: Progress,
+                       resume: bool, checkpoints: str, threads: int) -> dict:
+    """`run_cell` in a worker process (a Ray task): with `threads` TensorFlow threads, the store at `uri`, checkpoints
+    in `checkpoints`, the task loaded by the worker's first cell of the grid. A UserError comes back as status
+    "user_error" with its message; the result also names the worker ("worker", "worker_pid") and what loading the task
+    and opening the store took ("startup_seconds")."""
+    compute.set_threads(threads)
+    os.environ["RNNBENCH_CHECKPOINT_DIR"] = checkpoints
+    started, key = time.monotonic(), configuration.config_hash(config)
+    worker = {"worker_pid": os.getpid(), "threads": threads}
+    try:
+        if key not in _worker_task:
+            _worker_task.clear()  # the task of an earlier grid is not needed again
+            _worker_task[key] = load_task(config)
+        tracker = tracking.Tracker(config["experiment"] or config["task"], uri)
+        worker.update(worker=tracker.owner, startup_seconds=time.monotonic() - started)
+        result = run_cell(_worker_task[key], config, cell, tracker, parent_id, environment, progress, resume)
+    except UserError as error:
+        return {"status": "user_error", "error": str(error), **worker}
+    return {**result, **worker}
 
 
 def bench(config: dict, *, results_dir: Path | str = "reports", tracking_uri: Optional[str] = None,
-          echo: Callable[[str], None] = print, resume: bool = False, incomplete_dir: Optional[str] = None) -> dict:
-    """Runs every (model, seed) of `config` not already finished in the store, then writes the report into
+          echo: Callable[[str], None] = print, resume: bool = False, incomplete_dir: Optional[str] = None,
+          executor=None) -> dict:
+    """Runs every (model, seed) of `config` not already finished in the store, and its baselines, with `executor`
+    (default `executors.SerialExecutor()`: one after another in this process), then writes the report into
     `results_dir/<experiment>` (into `incomplete_dir` instead, when given, if a run failed or the grid was stopped).
 
-    Returns {"parent_run_id", "finished", "skipped", "failed", "report_dir"}. Ctrl-C or SIGTERM marks the current run
-    KILLED, writes the report for what finished, and re-raises KeyboardInterrupt.
+    Returns {"parent_run_id", "finished", "skipped", "failed", "failed_runs" (what failed and why), "report_dir"}.
+    Ctrl-C or SIGTERM marks the current runs KILLED, writes the report for what finished, and re-raises
+    KeyboardInterrupt.
     """
+    executor = executor or executors.SerialExecutor()
     tracker = tracking.Tracker(config["experiment"] or config["task"], tracking_uri)  # one MLflow experiment each
     spec = load_task(config)
     for model_name in config["models"]:  # a refused or mis-sized model fails now, not an hour into the grid
@@ -62,10 +173,11 @@ def bench(config: dict, *, results_dir: Path | str = "reports", tracking_uri: Op
     environment = describe_environment()
     config_hash = configuration.config_hash(config)
     grid = [(m, s) for m in config["models"] for s in config["seeds"]]
-    keys = [configuration.run_key(config, m, s) for m, s in grid] + [
-        configuration.run_key(config, f"baseline:{name}", -1) for name in spec.baselines]
-    outcome = {"parent_run_id": None, "finished": 0, "skipped": 0, "failed": 0, "report_dir": None}
-    if all(tracker.finished_run(key) for key in keys):  # nothing to do: no empty parent run, only the report
+    cells = [Cell(name, -1, configuration.run_key(config, f"baseline:{name}", -1), baseline=True)
+             for name in spec.baselines] + [Cell(m, s, configuration.run_key(config, m, s), index)
+                                            for index, (m, s) in enumerate(grid, start=1)]
+    outcome = {"parent_run_id": None, "finished": 0, "skipped": 0, "failed": 0, "failed_runs": [], "report_dir": None}
+    if all(tracker.finished_run(cell.key) for cell in cells):  # nothing to do: no empty parent run, only the report
         echo(f"rnnbench: all {len(grid)} runs of this grid are already finished in {tracker.uri}")
         outcome["skipped"] = len(grid)
         return _report(config, tracker, config_hash, results_dir, outcome, echo)
@@ -81,29 +193,35 @@ def bench(config: dict, *, results_dir: Path | str = "reports", tracking_uri: Op
     outcome["parent_run_id"], status = parent_id, "FINISHED"
     echo(f"rnnbench: task {config['task']}, {len(grid)} runs ({', '.join(config['models'])} x seeds "
          f"{config['seeds']}), store {tracker.uri}")
-    try:
-        log_baselines(tracker, spec, config, parent_id, environment)
-        for index, (model_name, seed) in enumerate(grid, start=1):
-            if tracker.finished_run(keys[index - 1]):
-                outcome["skipped"] += 1
-                progress.skip(index, model_name, seed)
-                continue
-            try:
-                run_id = train_one(spec, config, model_name, seed, tracker, parent_id, environment,
-                                   progress.callback(index, model_name, seed), resume=resume)
-                if run_id is None:  # another process holds the claim on this run
-                    outcome["skipped"] += 1
-                    progress.skip(index, model_name, seed, "claimed by another process, skipped")
-                    continue
-                outcome["finished"] += 1
-                progress.finished(index, model_name, seed, tracker.get_run(run_id).data.metrics, spec.primary_metric)
-                tracker.heartbeat(parent_id)
+
+    def record(cell: Cell, result: dict) -> None:
+        """One line per model run, as it ends; baselines are silent unless they fail."""
+        if result["status"] == "failed":
+            outcome["failed"] += 1
+            outcome["failed_runs"].append(f"{cell.label}: {result['error']}")
+            if cell.baseline:
+                echo(f"rnnbench: baseline {cell.model} FAILED: {result['error']}")
+            else:
+                progress.skip(cell.index, cell.model, cell.seed, f"FAILED: {result['error']}")
+        elif cell.baseline:
+            return
+        elif result["status"] == "skipped":
+            outcome["skipped"] += 1
+            progress.skip(cell.index, cell.model, cell.seed)
+        elif result["status"] == "claimed":
+            outcome["skipped"] += 1
+            progress.skip(cell.index, cell.model, cell.seed, "claimed by another process, skipped")
+        else:
+            outcome["finished"] += 1
+            elsewhere = "worker" in result  # a worker's run took what it measured, not the time since submitting
+            progress.finished(cell.index, cell.model, cell.seed, result["metrics"], spec.primary_metric,
+                              seconds=result["seconds"] if elsewhere else None)
+            tracker.heartbeat(parent_id)
+            if not elsewhere:
                 warn_when_memory_maps_run_low(echo)
-            except UserError:
-                raise  # the same mistake would fail every run: stop the grid and say what to fix
-            except Exception as error:  # the run is marked FAILED with its reason; the grid goes on
-                outcome["failed"] += 1
-                progress.skip(index, model_name, seed, f"FAILED: {type(error).__name__}: {error}")
+
+    try:
+        executor.run(Grid(config, spec, tracker, parent_id, environment, progress, resume, cells, record, echo))
     except KeyboardInterrupt:
         status = "KILLED"
         echo("rnnbench: interrupted; the current run is marked KILLED, finished runs are kept. "
@@ -165,7 +283,8 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
         logger = EpochLogger(tracker, run_id)
         initial_epoch, earlier = 0, {}
         if resume and checkpoint.exists():
-            model, initial_epoch, earlier = checkpoint.restore(best, timer)
+            with compute.devices(train.get("devices", 1)):  # a model trained on several devices resumes on them
+                model, initial_epoch, earlier = checkpoint.restore(best, timer)
             model.jit_compile = xla  # as chosen for this run now, whatever the checkpoint's compile config says
             tracker.set_tags(run_id, {"resumed_from_epoch": initial_epoch})
             for step, logs in enumerate(history_rows(earlier)):

@@ -191,6 +191,17 @@ class Tracker:
                 reaped.append(run.info.run_id)
         return reaped
 
+    def mark_killed(self, run_key: str, parent_id: str, reason: str) -> list[str]:
+        """Marks KILLED the RUNNING runs of `run_key` under parent run `parent_id`, with `reason`: for a run whose
+        process the caller knows is gone (a Ray worker that crashed), on any host, without waiting for its lease."""
+        killed = []
+        for run in self._runs(f"tags.run_key = '{run_key}' and attributes.status = 'RUNNING'"):
+            if run.data.tags.get("mlflow.parentRunId") == parent_id:
+                self.client.set_tag(run.info.run_id, "failure_reason", reason[:5000])
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+                killed.append(run.info.run_id)
+        return killed
+
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 

@@ -1,0 +1,204 @@
+"""Grids on Ray workers (`--executor ray`): the same numbers as the serial executor, one MLflow experiment with the
+same parent/child structure, a killed worker's run marked KILLED and resumed by the next command, a shared
+`mlflow server` store; and one run trained data-parallel on two logical CPU devices.
+
+Ray starts a local instance here (loopback only); each test that needs one starts its own, so they stay independent.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rnnbench import executors, tracking
+from rnnbench.errors import UserError
+
+ray = pytest.importorskip("ray")
+
+TINY = ["task.steps=600", "task.input_len=16", "task.horizon=2", "model.units=4", "train.batch_size=32"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _argv(results, *extra, models="lstm,gru", seeds="0,1", epochs=1):
+    return (["bench", "--task", "sine", "--models", models, "--seeds", seeds, "--epochs", str(epochs),
+             "--results-dir", str(results)] + [a for s in TINY for a in ("--set", s)] + list(extra))
+
+
+def _cli(argv, env, timeout=600):
+    return subprocess.run([sys.executable, "-m", "rnnbench.cli", *argv], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def _env(tmp_path, uri, **extra):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "RNNBENCH_CHECKPOINT_DIR": str(tmp_path / "checkpoints"), **extra}
+    env.pop("RAY_ADDRESS", None)  # a local Ray, whatever the caller's shell points at
+    return env
+
+
+def _model_metrics(uri):
+    runs = [r for r in tracking.Tracker("sine", uri).child_runs() if r["tags"]["kind"] == "model"]
+    return {(r["tags"]["model"], r["tags"]["seed"]): r for r in runs}
+
+
+def test_a_grid_on_two_ray_workers_logs_the_numbers_the_serial_grid_logs(tmp_path):
+    serial_uri, ray_uri = (f"sqlite:///{tmp_path / name}.db" for name in ("serial", "ray"))
+    serial = _cli(_argv(tmp_path / "serial"), _env(tmp_path / "s", serial_uri))
+    assert serial.returncode == 0, serial.stderr[-3000:]
+    parallel = _cli(_argv(tmp_path / "ray", "--executor", "ray", "--workers", "2"), _env(tmp_path / "r", ray_uri))
+    assert parallel.returncode == 0, parallel.stderr[-3000:] + parallel.stdout[-3000:]
+    out = parallel.stdout
+    assert "executor ray: 2 workers on a local Ray" in out and "1 thread(s) per run" in out
+    assert sum(" finished in " in line for line in out.splitlines()) == 4  # one progress line per finished run
+    assert "4 runs finished, 0 skipped" in out
+
+    expected, got = _model_metrics(serial_uri), _model_metrics(ray_uri)
+    assert sorted(got) == sorted(expected) == [("gru", "0"), ("gru", "1"), ("lstm", "0"), ("lstm", "1")]
+    for key, run in got.items():
+        assert run["status"] == "FINISHED"
+        for metric in ("test_rmse", "test_loss", "val_loss", "params"):
+            assert run["metrics"][metric] == pytest.approx(expected[key]["metrics"][metric], rel=1e-5, abs=1e-7), (
+                key, metric)
+    tracker = tracking.Tracker("sine", ray_uri)
+    parent = tracker.latest_parent()
+    children = tracker.child_runs()
+    assert {r["tags"]["kind"] for r in children} == {"model", "baseline"}
+    assert all(r["tags"]["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    assert len({r["tags"][tracking.OWNER_TAG] for r in children if r["tags"]["kind"] == "model"}) >= 2  # workers
+    assert (tmp_path / "ray" / "sine" / "README.md").read_text().count("| lstm |") == 1
+
+
+def test_a_killed_worker_leaves_its_run_killed_the_grid_goes_on_and_a_rerun_resumes(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = _env(tmp_path, uri, RNNBENCH_LEASE_SECONDS="600")
+    argv = _argv(tmp_path / "results", "--executor", "ray", "--workers", "2", models="lstm", seeds="0,1,2",
+                 epochs=30)
+    grid = subprocess.Popen([sys.executable, "-m", "rnnbench.cli", *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    victim, deadline = None, time.monotonic() + 240
+    tracker = tracking.Tracker("sine", uri)
+    while victim is None and time.monotonic() < deadline and grid.poll() is None:
+        time.sleep(1.0)
+        try:
+            running = [r for r in tracker.child_runs() if r["status"] == "RUNNING" and r["tags"]["kind"] == "model"]
+        except Exception:  # the store is being created
+            continue
+        epochs_logged = [r for r in running if "epoch_seconds" in r["metrics"] or "loss" in r["metrics"]]
+        if epochs_logged:
+            victim = epochs_logged[0]
+    assert victim is not None, grid.communicate()[0][-3000:]
+    pid = int(victim["tags"][tracking.OWNER_TAG].split(":")[1])
+    os.kill(pid, signal.SIGKILL)
+    out, _ = grid.communicate(timeout=600)
+    assert grid.returncode == 1, out[-3000:]
+    assert "its Ray worker died" in out and "1 failed" in out and "2 runs finished" in out, out[-3000:]
+    runs = {r["run_id"]: r for r in tracker.child_runs()}
+    assert runs[victim["run_id"]]["status"] == "KILLED"
+    assert "Ray worker died" in runs[victim["run_id"]]["tags"]["failure_reason"]
+    assert not [r for r in runs.values() if r["status"] == "RUNNING"]
+
+    again = _cli(argv + ["--resume"], env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "1 runs finished, 2 skipped" in again.stdout
+    finished = [r for r in tracker.child_runs() if r["status"] == "FINISHED" and r["tags"]["kind"] == "model"]
+    assert sorted(r["tags"]["seed"] for r in finished) == ["0", "1", "2"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_workers_share_an_mlflow_tracking_server(tmp_path):
+    port = _free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen(
+        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
+         str(tmp_path / "artifacts")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=2).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "mlflow server did not start"
+                time.sleep(1.0)
+        done = _cli(_argv(tmp_path / "results", "--executor", "ray", "--workers", "2", models="gru"),
+                    _env(tmp_path, uri))
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        runs = _model_metrics(uri)
+        assert sorted(runs) == [("gru", "0"), ("gru", "1")]
+        assert all(r["status"] == "FINISHED" and "test_rmse" in r["metrics"] for r in runs.values())
+        artifacts = tracking.Tracker("sine", uri).client.list_artifacts(runs[("gru", "0")]["run_id"])
+        assert artifacts, "the worker's artifacts did not reach the server"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_bad_executor_options_are_refused_before_anything_runs():
+    with pytest.raises(UserError, match="--workers 3 needs --executor ray"):
+        executors.make_executor("serial", 3)
+    with pytest.raises(UserError, match="--workers must be >= 1"):
+        executors.make_executor("ray", 0)
+    with pytest.raises(UserError, match="unknown executor 'dask'"):
+        executors.make_executor("dask")
+
+
+def test_joining_a_cluster_that_is_not_there_says_how_to_fix_it(tmp_path, mlflow_store, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_free_port()}")
+    done = _cli(_argv(tmp_path / "results", "--executor", "ray", models="gru", seeds="0"),
+                {**os.environ}, timeout=300)
+    assert done.returncode != 0
+    assert "cannot join the Ray cluster at RAY_ADDRESS=127.0.0.1:" in done.stderr
+    assert "ray start --head" in done.stderr
+
+
+TWO_DEVICES = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from rnnbench import config as configuration, runner
+
+losses = {}
+for devices in (1, 2):
+    config = configuration.resolve(task="sine", sets=%(sets)r + [f"train.devices={devices}", "train.batch_size=16",
+                                                                  "train.jit_compile=false"])
+    spec = runner.load_task(config)
+    keras.utils.set_random_seed(0)
+    model = runner.build_model(spec, "lstm", config)
+    x = np.random.default_rng(0).normal(size=(64, 16, 1)).astype("float32")
+    y = np.random.default_rng(1).normal(size=(64, 2, 1)).astype("float32")
+    history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    losses[devices] = [float(v) for v in history.history["loss"]]
+    losses[f"replicas{devices}"] = model.distribute_strategy.num_replicas_in_sync
+print(json.dumps(losses))
+"""
+
+
+def test_one_run_on_two_logical_cpu_devices_trains_like_one_device():
+    script = TWO_DEVICES % {"sets": TINY}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    losses = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (losses["replicas1"], losses["replicas2"]) == (1, 2)
+    assert losses["1"] == pytest.approx(losses["2"], rel=1e-4)
+    assert losses["1"][1] < losses["1"][0]
+
+
+def test_more_devices_than_visible_is_a_user_error():
+    from rnnbench import compute
+    with pytest.raises(UserError, match="train.devices=64, but only"):
+        compute.devices(64)
