@@ -55,7 +55,7 @@ def test_config_hash_ignores_models_and_seeds_but_not_options():
 
 @pytest.mark.parametrize("argv,message", [
     (["bench", "--task", "nope"], "unknown task 'nope'; known tasks:"),
-    (["bench", "--task", "sine", "--models", "lstm,transformer"], "unknown model 'transformer'; known models:"),
+    (["bench", "--task", "sine", "--models", "lstm,mamba"], "unknown model 'mamba'; known models:"),
     (["bench", "--task", "sine", "--epochs", "-2"], "train.epochs must be >= 1"),
     (["bench", "--task", "sine", "--set", "task.noise=loud"], "not a valid float"),
     (["bench", "--task", "sine", "--models", ","], "models must not be empty"),
