@@ -22,7 +22,7 @@ from keras import ops
 
 from rnnbench.models import budget
 from rnnbench.models.layers import ApplyMask, PaddingMask, StackFrames
-from rnnbench.models.recurrent import IncompatibleModelError, _head
+from rnnbench.models.recurrent import IncompatibleModelError, _head, check_subsample
 from rnnbench.registry import register_model
 from rnnbench.spec import TaskSpec
 
@@ -166,9 +166,7 @@ def _check(spec, reservoir_units, spectral_radius, input_scaling, leak_rate, spa
             ("dropout", dropout, 0 <= dropout < 1, "in [0, 1)")):
         if not ok:
             raise IncompatibleModelError(f"esn: {label} must be {allowed}, got {value}")
-    if subsample > 1 and spec.outputs.head not in ("ctc", "classification"):
-        raise IncompatibleModelError(
-            f"subsample={subsample} only applies to ctc and classification heads, not {spec.outputs.head!r}")
+    check_subsample(spec, subsample)
 
 
 def _fit_budget(spec: TaskSpec, param_budget: int, max_reservoir_units: int) -> tuple[int, int]:

@@ -173,16 +173,21 @@ def _check_options(spec, cell, bidirectional, units, layers, dropout, recurrent_
             "characters it has to predict. Use a unidirectional model (simple_rnn, lstm, gru, lstm_attention, "
             "gru_attention)."
         )
-    if subsample > 1 and spec.outputs.head not in ("ctc", "classification"):
-        raise IncompatibleModelError(
-            f"subsample={subsample} only applies to ctc and classification heads, not {spec.outputs.head!r}"
-        )
+    check_subsample(spec, subsample)
     for label, value, low in (("units", units, 1), ("layers", layers, 1), ("subsample", subsample, 1)):
         if value < low:
             raise IncompatibleModelError(f"{label} must be >= {low}, got {value}")
     for label, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
         if not 0.0 <= value < 1.0:
             raise IncompatibleModelError(f"{label} must be in [0, 1), got {value}")
+
+
+def check_subsample(spec: TaskSpec, subsample: int) -> None:
+    """Frame stacking shortens the output sequence, which only the ctc and classification heads allow."""
+    if subsample > 1 and spec.outputs.head not in ("ctc", "classification"):
+        raise IncompatibleModelError(
+            f"subsample={subsample} only applies to ctc and classification heads, not {spec.outputs.head!r}"
+        )
 
 
 def count_trainable(model: keras.Model) -> int:

@@ -16,7 +16,7 @@ import keras
 
 from rnnbench.models import budget
 from rnnbench.models.layers import PaddingMask, StackFrames
-from rnnbench.models.recurrent import IncompatibleModelError, _head, _inputs
+from rnnbench.models.recurrent import IncompatibleModelError, _head, _inputs, check_subsample
 from rnnbench.models.sequence_layers import LastRealStep, MaskedMeanPooling
 from rnnbench.registry import register_model
 from rnnbench.spec import TaskSpec
@@ -116,9 +116,7 @@ def _check(spec, filters, kernel_size, blocks, convs_per_block, dropout, readout
         raise IncompatibleModelError(f"tcn: dropout must be in [0, 1), got {dropout}")
     if readout not in READOUTS:
         raise IncompatibleModelError(f"tcn: readout must be one of {READOUTS}, got {readout!r}")
-    if subsample > 1 and spec.outputs.head not in ("ctc", "classification"):
-        raise IncompatibleModelError(
-            f"subsample={subsample} only applies to ctc and classification heads, not {spec.outputs.head!r}")
+    check_subsample(spec, subsample)
 
 
 def _fit_budget(spec: TaskSpec, param_budget: int, options: dict) -> tuple[int, int]:

@@ -15,7 +15,7 @@ import keras
 
 from rnnbench.models import budget
 from rnnbench.models.layers import PaddingMask, StackFrames
-from rnnbench.models.recurrent import IncompatibleModelError, _head, _inputs
+from rnnbench.models.recurrent import IncompatibleModelError, _head, _inputs, check_subsample
 from rnnbench.models.sequence_layers import (
     AttentionMask,
     LastRealStep,
@@ -130,9 +130,7 @@ def _check(spec, d_model, layers, heads, ff_multiplier, ff_units, dropout, posit
         raise IncompatibleModelError(f"transformer: positions must be one of {POSITIONS}, got {positions!r}")
     if readout not in READOUTS:
         raise IncompatibleModelError(f"transformer: readout must be one of {READOUTS}, got {readout!r}")
-    if subsample > 1 and spec.outputs.head not in ("ctc", "classification"):
-        raise IncompatibleModelError(
-            f"subsample={subsample} only applies to ctc and classification heads, not {spec.outputs.head!r}")
+    check_subsample(spec, subsample)
     if positions != "learned":
         return None
     steps = None if spec.inputs.length is None else -(-spec.inputs.length // subsample)
