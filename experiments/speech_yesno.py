@@ -18,7 +18,7 @@ from rnnbench.config import data_path  # $RNNBENCH_DATA_DIR/<folder>, or None: t
 CONFIG = {
     "task": "speech",
     # Both gated cells, and the GRU bidirectional.
-    "models": ["gru", "lstm", "bi_gru"],
+    "models": ["gru", "lstm", "bi_gru", "transformer", "esn", "tcn"],
     # Three seeds: whether a run leaves the CTC plateau depends on its seed (results/speech_yesno/NOTES.md).
     "seeds": [0, 1, 2],
     "task_options": {

@@ -23,7 +23,7 @@ CONFIG = {
     "task": "stock",
     # Every recurrent kind, plain, bidirectional and with attention: the question is whether any of them beats the walk.
     "models": ["simple_rnn", "lstm", "gru", "bi_simple_rnn", "bi_lstm", "bi_gru", "lstm_attention", "gru_attention",
-               "bi_lstm_attention"],
+               "bi_lstm_attention", "transformer", "esn", "tcn"],
     # Three seeds give the +- columns the report's verdict is read against.
     "seeds": [0, 1, 2],
     "task_options": {

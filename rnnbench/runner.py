@@ -319,6 +319,11 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
         summary = {
             **test,
             "params": params,
+            "total_params": model.count_params(),  # the ESN's fixed reservoir counts here, not in params
+            # What the builder knows about its model (receptive field, reservoir size): metrics, so that baseline
+            # runs, which have none, still carry the same parameter keys as model runs.
+            **{f"model_{k}": float(v) for k, v in getattr(model, "rnnbench_info", {}).items()
+               if k not in ("total_params", "trainable_params")},
             "best_epoch": (best.best_epoch + 1) / per_epoch,
             "epochs_run": len(timer.durations) / per_epoch,
             "validations_per_epoch": per_epoch,
