@@ -10,7 +10,7 @@ ARGS := $(if $(SMOKE),--smoke) $(if $(MODELS),--models $(MODELS)) $(if $(SEEDS),
         $(if $(EPOCHS),--epochs $(EPOCHS)) $(foreach s,$(SET),--set $(s)) $(if $(REFERENCE),--reference) \
         $(if $(WORKERS),--executor ray --workers $(WORKERS))
 
-.PHONY: setup bench test report ui list perf clean
+.PHONY: setup bench test report ui list perf perf-grid results-table clean
 
 setup: $(STAMP)
 
@@ -35,9 +35,14 @@ test: $(STAMP)
 list: $(STAMP)
 	$(BIN)/rnnbench list
 
-# Speed measurements (throughput, runner overhead, pipeline, padding, kernels, FLOP/s) into results/perf/.
+# Speed measurements (throughput, runner overhead, pipeline, padding, kernels, FLOP/s) into results/perf/, then the
+# grid serially against WORKERS (default 2) local Ray workers into results/perf/grid/.
 perf: $(STAMP)
 	$(BIN)/python -m rnnbench.perf
+	$(BIN)/python -m rnnbench.perf.grid --workers $(or $(WORKERS),2)
+
+perf-grid: $(STAMP)
+	$(BIN)/python -m rnnbench.perf.grid --workers $(or $(WORKERS),2)
 
 ui: $(STAMP)
 	$(BIN)/rnnbench ui
@@ -46,3 +51,7 @@ ui: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info checkpoints
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The top-level README's table of results (best recurrent, best alternative, best baseline), from results/.
+results-table: $(STAMP)
+	$(BIN)/python -m rnnbench.results_index

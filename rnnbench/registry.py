@@ -101,13 +101,31 @@ def register_task(name: str | None = None, *, options: type | None = None, repor
     return decorator
 
 
-def register_model(name: str | None = None):
-    """Decorator: register a model builder `build(spec, **options) -> keras.Model` under `name`."""
+# What kind of sequence model a builder makes: the leaderboards set the best recurrent model against the best of the
+# others (`ALTERNATIVE_FAMILIES`), and the plots draw each family with its own marker.
+MODEL_FAMILIES = ("recurrent", "transformer", "reservoir", "convolutional")
+ALTERNATIVE_FAMILIES = tuple(f for f in MODEL_FAMILIES if f != "recurrent")
+_FAMILIES: Dict[str, str] = {}
+
+
+def register_model(name: str | None = None, *, family: str):
+    """Decorator: register a model builder `build(spec, **options) -> keras.Model` under `name`, of `family` (one of
+    `MODEL_FAMILIES`; recurrent models with attention are "recurrent")."""
+    if family not in MODEL_FAMILIES:
+        raise ValueError(f"model family {family!r} is not one of {MODEL_FAMILIES}")
+
     def decorator(fn: Callable) -> Callable:
         _add("model", name or fn.__name__, fn)
+        _FAMILIES[name or fn.__name__] = family
         return fn
 
     return decorator
+
+
+def model_family(name: str) -> str:
+    """The family a registered model was registered with (an unknown name fails with the known ones)."""
+    get_model(name)
+    return _FAMILIES[name]
 
 
 def _ensure_loaded(kind: str) -> None:

@@ -54,14 +54,30 @@ def collect_runs(runs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(finished), pd.DataFrame(failed)
 
 
+# One marker and colour per model family in the comparison plots (`registry.MODEL_FAMILIES`).
+FAMILY_STYLE = {"recurrent": ("o", "C0"), "transformer": ("s", "C1"), "reservoir": ("^", "C2"),
+                "convolutional": ("D", "C3"), "unregistered": ("x", "0.4")}
+
+
+def model_family(model: str, kind: str) -> str:
+    """The registered family of a model run ("baseline" for baselines; "unregistered" for a model the store holds
+    but no builder registers any more)."""
+    if kind == "baseline":
+        return "baseline"
+    try:
+        return registry.model_family(model)
+    except UserError:
+        return "unregistered"
+
+
 def summarize(per_run: pd.DataFrame, primary: str = "loss", higher_is_better: bool = False) -> pd.DataFrame:
-    """model, kind, <metric>_mean/_std/_ci95 per metric, params, sec_per_epoch_mean, runs; best first."""
+    """model, kind, family, <metric>_mean/_std/_ci95 per metric, params, sec_per_epoch_mean, runs; best first."""
     from scipy import stats
 
     metric_columns = [c for c in per_run.columns if c not in ("run_id", "model", "kind", "seed", "diverged_reason")]
     rows = []
     for (model, kind), group in per_run.groupby(["model", "kind"], sort=False):
-        row = {"model": model, "kind": kind}
+        row = {"model": model, "kind": kind, "family": model_family(model, kind)}
         for column in metric_columns:
             values = group[column].dropna().to_numpy(dtype=float)
             n = len(values)
@@ -76,8 +92,47 @@ def summarize(per_run: pd.DataFrame, primary: str = "loss", higher_is_better: bo
     key = f"test_{primary}_mean"
     if key in summary:
         summary = summary.sort_values(key, ascending=not higher_is_better, na_position="last")
-    ordered = ["model", "kind"] + [c for c in summary.columns if c not in ("model", "kind", "params", "runs")]
+    ordered = ["model", "kind", "family"] + [c for c in summary.columns
+                                             if c not in ("model", "kind", "family", "params", "runs")]
     return summary[ordered + ["params", "runs"]].reset_index(drop=True)
+
+
+def best_of_families(summary: pd.DataFrame) -> tuple[Optional[pd.Series], Optional[pd.Series]]:
+    """(the best recurrent model's row, the best alternative's row) of a summary ranked best first, None where the
+    grid has no model of that side."""
+    models = summary[summary["kind"] == "model"]
+    recurrent = models[models["family"] == "recurrent"]
+    others = models[models["family"].isin(registry.ALTERNATIVE_FAMILIES)]
+    return (recurrent.iloc[0] if len(recurrent) else None), (others.iloc[0] if len(others) else None)
+
+
+def recurrence_against_alternatives(summary: pd.DataFrame, primary: str, higher: bool) -> list[str]:
+    """README lines setting the best recurrent model against the best non-recurrent one: quality with its 95%
+    interval, size, training and inference cost, and whether the intervals separate them."""
+    best_recurrent, best_other = best_of_families(summary)
+    if best_recurrent is None or best_other is None:
+        return []
+    key = f"test_{primary}"
+    lines = ["", "## Recurrence against the alternatives", "",
+             f"| | model | {key} (mean ± 95% CI) | params | sec/epoch | latency ms/sample | runs |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for label, row in (("best recurrent", best_recurrent), ("best alternative", best_other)):
+        lines.append(f"| {label} | {row['model']} ({row['family']}) | "
+                     f"{_format(row.get(f'{key}_mean'), row.get(f'{key}_ci95'))} | {_format(row.get('params'))} | "
+                     f"{_format(row.get('sec_per_epoch_mean'))} | {_format(row.get('latency_ms_per_sample_mean'))} | "
+                     f"{row['runs']} |")
+    a, b = float(best_recurrent[f"{key}_mean"]), float(best_other[f"{key}_mean"])
+    ci_a, ci_b = (float(r.get(f"{key}_ci95", math.nan)) for r in (best_recurrent, best_other))
+    winner = best_recurrent if (a > b) == higher else best_other
+    if math.isnan(ci_a) or math.isnan(ci_b) or min(best_recurrent["runs"], best_other["runs"]) < 2:
+        verdict = "one run each: no interval to judge the difference by"
+    elif abs(a - b) > ci_a + ci_b:
+        verdict = f"{winner['model']} is better and the 95% intervals do not overlap"
+    else:
+        verdict = (f"{winner['model']} is ahead on average, but the 95% intervals overlap: no separation at "
+                   f"{min(best_recurrent['runs'], best_other['runs'])} seeds")
+    lines += ["", f"Difference {abs(a - b):.4g} in test {primary}: {verdict}."]
+    return lines
 
 
 def _format(value: float, ci: Optional[float] = None) -> str:
@@ -152,7 +207,8 @@ def _readme(task, summary, failed, primary, higher, run, config_hash, plots, not
     smoke = tags.get("smoke") == "True"
     test_metrics = [c[: -len("_mean")] for c in summary.columns
                     if c.startswith("test_") and c.endswith("_mean") and c != f"test_{primary}_mean"]
-    header = ["model", "kind", f"test_{primary} (mean ± 95% CI)", *test_metrics, "params", "sec/epoch", "runs"]
+    header = ["model", "kind", "family", f"test_{primary} (mean ± 95% CI)", *test_metrics, "params", "sec/epoch",
+              "runs"]
     lines = [
         f"# rnnbench results: {task}",
         "",
@@ -163,10 +219,12 @@ def _readme(task, summary, failed, primary, higher, run, config_hash, plots, not
         "| " + " | ".join("---" for _ in header) + " |",
     ]
     for _, row in summary.iterrows():
-        cells = [row["model"], row["kind"], _format(row.get(f"test_{primary}_mean"), row.get(f"test_{primary}_ci95"))]
+        cells = [row["model"], row["kind"], row["family"],
+                 _format(row.get(f"test_{primary}_mean"), row.get(f"test_{primary}_ci95"))]
         cells += [_format(row.get(f"{m}_mean")) for m in test_metrics]
         cells += [_format(row.get("params")), _format(row.get("sec_per_epoch_mean")), str(row["runs"])]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += recurrence_against_alternatives(summary, primary, higher)
     if notes:
         lines += ["", notes.strip()]
     diverged = per_run[per_run["diverged_reason"].astype(bool)] if "diverged_reason" in per_run else per_run[:0]
@@ -208,7 +266,10 @@ def _plots(tracker, per_run, summary, primary, higher, out_dir: Path) -> list[st
             if x_column not in models:
                 continue
             fig, ax = plt.subplots(figsize=(6, 4))
-            ax.errorbar(models[x_column], models[f"{key}_mean"], yerr=models[f"{key}_ci95"].fillna(0), fmt="o")
+            for family, group in models.groupby("family", sort=False):
+                marker, colour = FAMILY_STYLE.get(family, FAMILY_STYLE["unregistered"])
+                ax.errorbar(group[x_column], group[f"{key}_mean"], yerr=group[f"{key}_ci95"].fillna(0),
+                            fmt=marker, color=colour, label=family)
             for _, row in models.iterrows():
                 ax.annotate(row["model"], (row[x_column], row[f"{key}_mean"]), fontsize=8,
                             xytext=(4, 4), textcoords="offset points")
@@ -217,6 +278,7 @@ def _plots(tracker, per_run, summary, primary, higher, out_dir: Path) -> list[st
                 ax.annotate(row["model"], (ax.get_xlim()[0], row[f"{key}_mean"]), fontsize=7, color="0.4")
             ax.set_xlabel(x_label)
             ax.set_ylabel(f"{key} ({'higher' if higher else 'lower'} is better)")
+            ax.legend(fontsize=8, title="family", title_fontsize=8)
             fig.tight_layout()
             _atomic_write(out_dir / filename, lambda p: fig.savefig(p, dpi=100, format="png"))
             plt.close(fig)

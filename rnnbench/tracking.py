@@ -268,7 +268,8 @@ class Tracker:
         filters = ["tags.rnnbench_role = 'child'"] + ([f"tags.config_hash = '{config_hash}'"] if config_hash else [])
         return [
             {"run_id": r.info.run_id, "status": r.info.status, "start_time": r.info.start_time,
-             "tags": dict(r.data.tags), "params": dict(r.data.params), "metrics": dict(r.data.metrics)}
+             "end_time": r.info.end_time, "tags": dict(r.data.tags), "params": dict(r.data.params),
+             "metrics": dict(r.data.metrics)}
             for r in self._runs(" and ".join(filters), order_by=["attributes.start_time DESC"])
         ]
 

@@ -67,7 +67,7 @@ def test_sigterm_marks_killed_reports_and_resume_continues(tmp_path, mlflow_stor
         assert seed1["metrics"][metric] == uninterrupted["metrics"][metric], metric
 
 
-@registry.register_model("always_nan")
+@registry.register_model("always_nan", family="recurrent")
 def always_nan(spec, units: int = 4):
     """A model whose loss is NaN from the first step, to exercise the divergence guard."""
     inputs = keras.Input(shape=(spec.inputs.length, spec.inputs.feature_dim))

@@ -77,7 +77,7 @@ class ReservoirCell(keras.layers.Layer):
                 "seed": self.seed}
 
 
-@register_model("esn")
+@register_model("esn", family="reservoir")
 def esn(
     spec: TaskSpec,
     *,

@@ -277,7 +277,7 @@ def register_recurrent(registered_name: str, cell: str, bidirectional: bool, att
     builder.__doc__ = f"A {variant} network for any task head; options as in `recurrent_model`.\n\n" + (
         recurrent_model.__doc__.split("Args:", 1)[1].join(["Args:", ""])
     )
-    return register_model(registered_name)(builder)
+    return register_model(registered_name, family="recurrent")(builder)
 
 
 simple_rnn = register_recurrent("simple_rnn", "simple_rnn", False, False)

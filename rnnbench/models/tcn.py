@@ -29,7 +29,7 @@ def receptive_field(kernel_size: int, blocks: int, convs_per_block: int) -> int:
     return 1 + (kernel_size - 1) * (2 ** blocks - 1) * convs_per_block
 
 
-@register_model("tcn")
+@register_model("tcn", family="convolutional")
 def tcn(
     spec: TaskSpec,
     *,

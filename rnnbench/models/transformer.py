@@ -30,7 +30,7 @@ POSITIONS = ("sinusoidal", "learned")
 READOUTS = ("mean", "last")
 
 
-@register_model("transformer")
+@register_model("transformer", family="transformer")
 def transformer(
     spec: TaskSpec,
     *,
