@@ -1,5 +1,6 @@
 # rnnbench: `make bench TASK=sine` runs a benchmark (report in reports/sine/; REFERENCE=1 regenerates the committed
-# results/sine/), `make test` runs the tests; both set up .venv when needed.
+# results/sine/; SWEEP=1 runs one grid per value of the experiment's SWEEP, e.g. TASK=adding over the delay T),
+# `make test` runs the tests; both set up .venv when needed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.installed
 TASK ?= sine
 ARGS := $(if $(SMOKE),--smoke) $(if $(MODELS),--models $(MODELS)) $(if $(SEEDS),--seeds $(SEEDS)) \
         $(if $(EPOCHS),--epochs $(EPOCHS)) $(foreach s,$(SET),--set $(s)) $(if $(REFERENCE),--reference) \
-        $(if $(WORKERS),--executor ray --workers $(WORKERS))
+        $(if $(WORKERS),--executor ray --workers $(WORKERS)) $(if $(SWEEP),--sweep)
 
 .PHONY: setup bench test report ui list perf perf-grid results-table clean
 

@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="override options: task.<name>, model.<name>, train.<name>; several pairs may follow "
                             "one --set, and --set may repeat")
     bench.add_argument("--smoke", action="store_true", help="the experiment's small, quick variant")
+    bench.add_argument("--sweep", action="store_true",
+                       help="run the experiment's SWEEP (e.g. every task.length of experiments/adding.py): one "
+                            "ordinary grid per value, each with its own configuration hash, in the same MLflow "
+                            "experiment and resumable like any grid; then the sweep's report in <folder>/<experiment>/ "
+                            "and each value's in a subfolder (make bench TASK=adding SWEEP=1)")
     bench.add_argument("--results-dir", help=f"where the report goes (default: {USER_REPORTS}/, or results/ with "
                                               "--reference)")
     bench.add_argument("--reference", action="store_true",
@@ -46,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list tasks, models and experiments, or one task's options")
     listing.add_argument("--task", help="print this task's options (name, type, default, help)")
 
-    report = commands.add_parser("report", help=f"write {USER_REPORTS}/<experiment>/ from the MLflow store")
+    report = commands.add_parser("report", help=f"write {USER_REPORTS}/<experiment>/ from the MLflow store (for an "
+                                                 "experiment with a SWEEP: the sweep's report, each value's below it)")
     report.add_argument("--task", help="task name (its own experiment), or an experiment name from experiments/")
     report.add_argument("--experiment", help="experiment file stem in experiments/ (default: the task's own)")
     report.add_argument("--config-hash", help="report this configuration (default: the latest bench of the experiment)")
@@ -99,6 +105,8 @@ def _bench(args) -> int:
     from rnnbench.errors import UserError
 
     task, experiment = _task_and_experiment(args)
+    if args.sweep:
+        return _bench_sweep(args, task, experiment)
     resolved = configuration.resolve(task=task, experiment=experiment, smoke=args.smoke, models=args.models,
                                      seeds=args.seeds, epochs=args.epochs,
                                      sets=[pair for group in args.sets for pair in group])
@@ -120,6 +128,58 @@ def _bench(args) -> int:
     for line in outcome["failed_runs"]:
         print(f"rnnbench: failed: {line}")
     return 1 if outcome["failed"] else 0
+
+
+def _bench_sweep(args, task, experiment) -> int:
+    """`bench --sweep`: one grid per value of the experiment's SWEEP, then the sweep's report (rnnbench.memory_report),
+    which also rewrites each value's own report into a subfolder of it."""
+    import tempfile
+
+    from rnnbench import config as configuration
+    from rnnbench import memory_report
+    from rnnbench.errors import UserError
+    from rnnbench.executors import make_executor
+    from rnnbench.runner import bench
+
+    configs = configuration.resolve_sweep(task=task, experiment=experiment, smoke=args.smoke, models=args.models,
+                                          seeds=args.seeds, epochs=args.epochs,
+                                          sets=[pair for group in args.sets for pair in group])
+    first = configs[0]
+    if args.reference and (first["overridden"] or first["smoke"]):
+        raise UserError("--reference regenerates the committed reports of an experiment exactly as "
+                        f"experiments/{first['experiment']}.py states it; drop --set/--models/--seeds/--epochs/"
+                        f"--smoke, or drop --reference to write your reports to {USER_REPORTS}/")
+    executor = make_executor(args.executor, args.workers)
+    totals = {"finished": 0, "skipped": 0, "failed": 0, "failed_runs": []}
+    complete = False
+    try:
+        for number, config in enumerate(configs, start=1):
+            (key, value), = config["sweep"].items()
+            print(f"rnnbench: sweep {key} = {value} ({number} of {len(configs)})", flush=True)
+            with tempfile.TemporaryDirectory(prefix="rnnbench-sweep-") as scratch:  # the sweep report rewrites it
+                outcome = bench(config, results_dir=scratch, resume=args.resume, executor=executor,
+                                echo=_unless_scratch)
+            for name in ("finished", "skipped", "failed", "failed_runs"):
+                totals[name] += outcome[name]
+        complete = not totals["failed"]
+    finally:  # also after Ctrl-C: the report of what finished, where an incomplete sweep's belongs
+        folder = _report_folder(args) if complete or not args.reference or args.results_dir else USER_REPORTS
+        out_dir = Path(folder) / (first["experiment"] + ("_smoke" if first["smoke"] else ""))
+        try:
+            memory_report.write_sweep_report(first["task"], configs, out_dir)
+        except Exception as error:  # a broken report must not hide the training outcome
+            print(f"rnnbench: the sweep report could not be written: {error}")
+    print(f"rnnbench: sweep of {len(configs)} grids: {totals['finished']} runs finished, {totals['skipped']} skipped "
+          f"(already in the store), {totals['failed']} failed; report: {out_dir}")
+    for line in totals["failed_runs"]:
+        print(f"rnnbench: failed: {line}")
+    return 1 if totals["failed"] else 0
+
+
+def _unless_scratch(line: str) -> None:
+    """Prints a bench's lines but the one naming its report's scratch folder, which the sweep's report replaces."""
+    if not line.startswith("rnnbench: report written to"):
+        print(line, flush=True)
 
 
 def _list(args) -> int:
@@ -155,6 +215,12 @@ def _report(args) -> int:
             raise UserError(f"experiment {experiment!r} is for task {of!r}, not {task!r}")
         task = of
     registry.get_task(task)  # an unknown name fails with the known ones, before any experiment is made for it
+    if not args.config_hash and configuration.load_sweep(experiment or task):
+        from rnnbench import memory_report
+
+        memory_report.write_sweep_report(task, configuration.resolve_sweep(task=None, experiment=experiment or task),
+                                         Path(_report_folder(args)) / (experiment or task))
+        return 0
     write_report(task, experiment=experiment or task, config_hash=args.config_hash,
                  out_dir=Path(_report_folder(args)) / (experiment or task))
     return 0

@@ -5,6 +5,10 @@ the hardware, and which defines `CONFIG` (task, models, seeds, task_options, mod
 (dotted overrides for a quick run of the same path). Overrides use dotted keys: `task.<option>`, `model.<option>`,
 `train.<option>`, `models`, `seeds`. Valid option names and types come from the task loader's and the model builders'
 signatures, so a new option is valid as soon as a function accepts it.
+
+An experiment may also define `SWEEP = {"task.length": [50, 100, 200]}` (one setting, the values to try) and
+`SMOKE_SWEEP` (the values for --smoke): `resolve_sweep` gives one ordinary configuration per value, each with its own
+configuration hash, which `rnnbench bench --sweep` runs one after another into the experiment's MLflow experiment.
 """
 from __future__ import annotations
 
@@ -83,6 +87,30 @@ def load_experiment(name: str) -> tuple[dict, dict, str]:
     if not isinstance(getattr(module, "CONFIG", None), dict):
         raise UserError(f"{path} must define a dict CONFIG")
     return copy.deepcopy(module.CONFIG), copy.deepcopy(getattr(module, "SMOKE", {})), module.__doc__ or ""
+
+
+def load_sweep(name: str, smoke: bool = False) -> dict[str, list]:
+    """The SWEEP of experiments/<name>.py ({dotted setting: [values]}; SMOKE_SWEEP with `smoke`, when it has one), or
+    {} when it defines none."""
+    path = experiments_dir() / f"{name}.py"
+    if not path.is_file():
+        return {}
+    module = _load_module(path)
+    sweep = getattr(module, "SMOKE_SWEEP", None) if smoke else None
+    sweep = sweep if sweep is not None else getattr(module, "SWEEP", None)
+    if sweep is None:
+        return {}
+    if not isinstance(sweep, dict) or len(sweep) != 1:
+        raise UserError(f"{path}: SWEEP must be a dict of one setting and its values, e.g. "
+                        "{'task.length': [50, 100]}; sweep one setting per experiment")
+    (key, values), = sweep.items()
+    section, _, option = str(key).partition(".")
+    if section not in SECTIONS or not option:
+        raise UserError(f"{path}: SWEEP setting {key!r} must be task.<option>, model.<option> or train.<option>")
+    values = list(values) if isinstance(values, (list, tuple)) else []
+    if not values or len(set(map(repr, values))) != len(values):
+        raise UserError(f"{path}: SWEEP[{key!r}] must be a non-empty list of distinct values")
+    return {key: copy.deepcopy(values)}
 
 
 def option_types(fn) -> dict[str, Any]:
@@ -169,7 +197,7 @@ def validate(config: dict) -> dict:
     if declared is not None:  # ranges, choices and checks across options, before any data is read
         options.resolve(declared, resolved["task_options"])
     unknown = set(config) - {"task", "models", "seeds", *SECTIONS.values(), "experiment", "smoke", "command",
-                             "overridden"}
+                             "overridden", "sweep"}
     if unknown:
         raise UserError(f"unknown configuration keys {sorted(unknown)}; valid: task, models, seeds, "
                         + ", ".join(SECTIONS.values()))
@@ -193,8 +221,9 @@ def validate(config: dict) -> dict:
 
 def resolve(task: Optional[str] = None, experiment: Optional[str] = None, smoke: bool = False,
             models: Optional[str] = None, seeds: Optional[str] = None, epochs: Optional[int] = None,
-            sets: Sequence[str] = ()) -> dict:
-    """The configuration of one `bench` call: experiment file (default: the task's own), then --smoke, then flags."""
+            sets: Sequence[str] = (), point: Optional[Mapping[str, Any]] = None) -> dict:
+    """The configuration of one `bench` call: experiment file (default: the task's own), then --smoke, then the sweep
+    `point` (one value of the experiment's SWEEP, part of the experiment as its file states it), then flags."""
     name = experiment or task
     if name and (experiments_dir() / f"{name}.py").is_file():
         config, smoke_overrides, _ = load_experiment(name)
@@ -208,6 +237,8 @@ def resolve(task: Optional[str] = None, experiment: Optional[str] = None, smoke:
     if smoke:
         config = apply_overrides(config, smoke_overrides)
         config["smoke"] = True
+    if point:
+        config = apply_overrides(config, point)
     flags: dict[str, Any] = {}
     if models is not None:
         flags["models"] = models
@@ -221,10 +252,32 @@ def resolve(task: Optional[str] = None, experiment: Optional[str] = None, smoke:
     given = [f"--{key} {value}" for key, value in (("models", models), ("seeds", seeds), ("epochs", epochs))
              if value is not None] + [f"--set {pair}" for pair in sets]
     target = f"--experiment {experiment}" if experiment else f"--task {task}"
-    resolved["command"] = " ".join(["rnnbench bench", target] + ["--smoke"] * smoke + given) if given else (
-        f"make bench TASK={name}" + (" SMOKE=1" if smoke else ""))
+    swept = ["--sweep"] if point else []
+    resolved["command"] = " ".join(["rnnbench bench", target] + ["--smoke"] * smoke + swept + given) if given else (
+        f"make bench TASK={name}" + (" SMOKE=1" if smoke else "") + (" SWEEP=1" if point else ""))
     resolved["overridden"] = bool(flags)
+    if point:
+        resolved["sweep"] = dict(point)
     return resolved
+
+
+def resolve_sweep(task: Optional[str] = None, experiment: Optional[str] = None, smoke: bool = False,
+                  models: Optional[str] = None, seeds: Optional[str] = None, epochs: Optional[int] = None,
+                  sets: Sequence[str] = ()) -> list[dict]:
+    """One configuration per value of the experiment's SWEEP (SMOKE_SWEEP with `smoke`), in the file's order; each
+    records its value as `config["sweep"]`. Flags apply to every value; one that sets the swept setting is refused."""
+    name = experiment or task
+    sweep = load_sweep(name, smoke) if name else {}
+    if not sweep:
+        with_sweep = [n for n in list_experiments() if load_sweep(n)]
+        raise UserError(f"experiment {name!r} defines no SWEEP, so --sweep has nothing to run; drop --sweep, or "
+                        f"use an experiment that has one: {', '.join(with_sweep) or '(none)'}")
+    (key, values), = sweep.items()
+    given = set(parse_sets(sets)) | ({"train.epochs"} if epochs is not None else set())
+    if key in given:
+        raise UserError(f"{key} is what --sweep varies (SWEEP of experiments/{name}.py); drop it from the flags, or "
+                        "drop --sweep to run one grid at the value you set")
+    return [resolve(task, experiment, smoke, models, seeds, epochs, sets, point={key: value}) for value in values]
 
 
 # Bumped whenever a change to rnnbench alters the numbers a config produces (data order, initialisation, kernels),

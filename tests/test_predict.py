@@ -171,3 +171,20 @@ def test_unknown_runs_and_tasks_without_the_hook_are_one_line(train, capsys, mon
         capsys.readouterr().err
     assert main(["generate", "--run-id", train("char_lm"), "--prompt", "to", "--length", "3"]) == 0
     assert capsys.readouterr().out.startswith("to")
+
+
+def test_adding_sums_the_marked_values_of_a_given_sequence(train, capsys):
+    run_id = train("adding")  # T = 6
+    status, out, _ = predict(capsys, run_id, "0.1,0.2,0.3,0.4,0.5,0.6", "1,4")
+    assert status == 0 and out[0].startswith("predicted sum: ") and np.isfinite(numbers(out[0])).all()
+    assert out[1] == "true sum of values 1 and 4: 0.7000"
+    refused(capsys, run_id, "0.1,0.2", "0,1", says="2 values given, but run")
+    refused(capsys, run_id, "0.1,0.2,0.3,0.4,0.5,0.6", "2,2", says="two different marked positions in 0..5")
+
+
+def test_copy_plays_back_given_symbols(train, capsys):
+    run_id = train("copy")  # T = 4
+    status, out, _ = predict(capsys, run_id, "1234567812")
+    assert status == 0 and out[0] == "given:    1234567812"
+    assert re.fullmatch(r"recalled: [1-8_]{10} after a delay of T = 4 \(\d+/10 right\)", out[1]), out
+    refused(capsys, run_id, "12349", says="as digits 1-8")

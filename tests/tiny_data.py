@@ -128,6 +128,8 @@ def _speech(folder: Path) -> dict:
 
 TINY_OPTIONS = {
     "sine": lambda folder: {"steps": 600, "input_len": 16, "horizon": 2},
+    "adding": lambda folder: {"length": 6, "train_size": 24, "val_size": 8, "test_size": 8},
+    "copy": lambda folder: {"length": 4, "train_size": 24, "val_size": 8, "test_size": 8},
     "stock": _stock,
     "char_lm": _char_lm,
     "imdb": _imdb,
