@@ -1,10 +1,12 @@
-"""Helpers around built models: compile and a cuDNN eligibility report (the CTC loss and attention read-back live in
-the shared `rnnbench.ctc` and `rnnbench.attention`, re-exported here)."""
+"""Helpers around built models: compile (with an Adam that keeps per-epoch gradient-norm statistics) and a cuDNN
+eligibility report (the CTC loss and attention read-back live in the shared `rnnbench.ctc` and `rnnbench.attention`,
+re-exported here)."""
 from __future__ import annotations
 
 from typing import Optional
 
 import keras
+from keras import ops
 
 from rnnbench.attention import attention_weights  # noqa: F401  (re-exported for notebooks)
 from rnnbench.ctc import ctc_loss  # noqa: F401  (re-exported for notebooks)
@@ -12,13 +14,83 @@ from rnnbench.ctc import ctc_loss  # noqa: F401  (re-exported for notebooks)
 
 def compile_model(model: keras.Model, spec, *, learning_rate: float = 1e-3, clipnorm: Optional[float] = 1.0,
                   jit_compile="auto") -> keras.Model:
-    """Compiles with Adam (gradient clipping by global norm when `clipnorm` is set), the task's loss and metrics."""
-    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=clipnorm or None)
+    """Compiles with Adam (gradient clipping by global norm when `clipnorm` is set; `GradientNormAdam`, which also
+    counts gradient norms), the task's loss and metrics."""
+    optimizer = GradientNormAdam(learning_rate=learning_rate, global_clipnorm=clipnorm or None)
     # Fresh metric objects per model: a metric instance keeps state, and the spec's are shared by every model.
     metrics = [m.__class__.from_config(m.get_config()) if isinstance(m, keras.metrics.Metric) else m
                for m in spec.metrics]
     model.compile(optimizer=optimizer, loss=spec.loss, metrics=metrics, jit_compile=jit_compile)
     return model
+
+
+class _Stats:
+    """A plain holder: variables kept here stay out of the optimizer's saved state, so a `.keras` file holds exactly
+    Adam's variables, and a checkpoint written before these statistics existed still loads."""
+
+    NAMES = ("norm_sum", "norm_max", "steps", "clipped")
+
+    def __init__(self):
+        # "only_first_replica": under MirroredStrategy each replica measures its own gradient (see GradientNormAdam)
+        # and replica 0's figures are kept; a replica-context assign needs some aggregation to be allowed at all.
+        for name in self.NAMES:
+            setattr(self, name, keras.Variable(0.0, dtype="float32", trainable=False, name=f"gradient_{name}",
+                                               aggregation="only_first_replica"))
+
+
+@keras.saving.register_keras_serializable(package="rnnbench")
+class GradientNormAdam(keras.optimizers.Adam):
+    """Adam that also accumulates, per training step, the global gradient norm before clipping: its sum, maximum and
+    the number of steps, and how many steps `global_clipnorm` changed (norm > global_clipnorm). Updates are exactly
+    Adam's. `gradient_stats()` reads them, `reset_gradient_stats()` starts over (the `GradientNorms` callback does both
+    once per epoch). Written with keras.ops and variables, so it runs inside XLA-compiled train steps.
+
+    The norm is the one Keras's global-norm clipping uses (see `apply`). Under tf.distribute.MirroredStrategy, Keras 3
+    clips each replica's gradient (its share of the loss, scaled by 1/replicas) before summing them across replicas;
+    the figures are replica 0's, i.e. what its clipping saw. Under mixed precision the loss-scale wrapper calls this
+    optimizer with unscaled gradients and skips non-finite steps, which are then not counted.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._gradient_stats = _Stats()
+
+    def apply(self, grads, trainable_variables=None):
+        present = [g for g in grads if g is not None]
+        if present:
+            # As Keras's clip_by_global_norm computes it, so that "clipped" is exactly its decision; an embedding's
+            # sparse gradient (IndexedSlices) then counts each token occurrence's row on its own, not their sum.
+            norm = ops.sqrt(ops.sum(ops.stack([ops.cast(ops.sum(ops.square(g)), "float32") for g in present])))
+            if self.loss_scale_factor is not None:
+                norm = norm / self.loss_scale_factor
+            stats, limit = self._gradient_stats, self.global_clipnorm
+            stats.norm_sum.assign_add(norm)
+            stats.norm_max.assign(ops.maximum(stats.norm_max, norm))
+            stats.steps.assign_add(1.0)
+            if limit:
+                stats.clipped.assign_add(ops.cast(ops.greater(norm, limit), "float32"))
+        return super().apply(grads, trainable_variables)
+
+    def gradient_stats(self) -> dict:
+        """{"grad_norm_mean", "grad_norm_max", "clipped_steps", "steps"} since the last reset (norms None before any
+        step)."""
+        stats = self._gradient_stats
+        steps = float(stats.steps.numpy())
+        return {"grad_norm_mean": float(stats.norm_sum.numpy()) / steps if steps else None,
+                "grad_norm_max": float(stats.norm_max.numpy()) if steps else None,
+                "clipped_steps": float(stats.clipped.numpy()), "steps": steps}
+
+    def reset_gradient_stats(self) -> None:
+        for name in _Stats.NAMES:
+            getattr(self._gradient_stats, name).assign(0.0)
+
+
+def gradient_norm_optimizer(model: keras.Model) -> Optional[GradientNormAdam]:
+    """The model's GradientNormAdam (inside a mixed-precision loss-scale wrapper too), or None when it has another
+    optimizer (a model compiled elsewhere, or restored from a checkpoint written before these statistics)."""
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    return optimizer if isinstance(optimizer, GradientNormAdam) else None
 
 
 def _recurrent_layers(model: keras.Model):
