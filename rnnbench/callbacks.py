@@ -1,4 +1,5 @@
-"""The callbacks of a run: NaN guard, best weights with early stopping, epoch timing, MLflow logging, progress lines."""
+"""The callbacks of a run: NaN guard, best weights with early stopping, epoch timing, gradient norms, MLflow logging,
+progress lines."""
 from __future__ import annotations
 
 import math
@@ -9,6 +10,7 @@ import keras
 import numpy as np
 
 from rnnbench.errors import UserError
+from rnnbench.optimizers import gradient_norm_optimizer
 
 
 class TrainingDiverged(RuntimeError):
@@ -86,15 +88,41 @@ class EpochTimer(keras.callbacks.Callback):
         return float(np.mean(steady))
 
 
+# Per-epoch figures of the training steps themselves, logged under their own names rather than as `train_<name>`.
+GRADIENT_LOGS = ("grad_norm_mean", "grad_norm_max", "clipped_steps")
+
+
+class GradientNorms(keras.callbacks.Callback):
+    """Adds the epoch's global gradient norm before clipping (`grad_norm_mean`, `grad_norm_max` over its steps) and
+    `clipped_steps` (steps whose norm exceeded global_clipnorm) to the epoch logs, from the model's
+    `GradientNormAdam`; adds nothing for a model with another optimizer. Place it before the loggers."""
+
+    def _optimizer(self):
+        return gradient_norm_optimizer(self.model)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self._optimizer()
+        if optimizer is not None:
+            optimizer.reset_gradient_stats()
+
+    def on_epoch_end(self, epoch, logs=None):
+        optimizer = self._optimizer()
+        if optimizer is not None and logs is not None:
+            stats = optimizer.gradient_stats()
+            logs.update({name: stats[name] for name in GRADIENT_LOGS if stats[name] is not None})
+
+
 class EpochLogger(keras.callbacks.Callback):
-    """Per-epoch metrics to MLflow: `train_<name>` for training, `val_<name>` for validation."""
+    """Per-epoch metrics to MLflow: `train_<name>` for training, `val_<name>` for validation; epoch time, learning
+    rate and the gradient figures under their own names."""
 
     def __init__(self, tracker, run_id):
         super().__init__()
         self.tracker, self.run_id = tracker, run_id
 
     def on_epoch_end(self, epoch, logs=None):
-        named = {(k if k.startswith("val_") or k in ("epoch_seconds", "learning_rate") else f"train_{k}"): float(v)
+        own_names = ("epoch_seconds", "learning_rate", *GRADIENT_LOGS)
+        named = {(k if k.startswith("val_") or k in own_names else f"train_{k}"): float(v)
                  for k, v in (logs or {}).items() if isinstance(v, (int, float, np.floating)) or np.ndim(v) == 0}
         self.tracker.log_metrics(self.run_id, named, step=epoch)
         self.tracker.heartbeat(self.run_id)

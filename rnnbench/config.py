@@ -41,10 +41,14 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     # Train one run data-parallel on this many devices (tf.distribute.MirroredStrategy over the first N GPUs, or
     # logical CPU devices), the batch size staying the global one; 1: no distribution.
     "devices": 1,
+    # Measure the gradient flow through time (rnnbench.gradient_flow) at initialisation and at the best weights;
+    # a diagnostic on one batch, which leaves training untouched.
+    "gradient_flow": True,
 }
 TRAIN_TYPES = {"epochs": int, "batch_size": int, "learning_rate": float, "clipnorm": float, "patience": int,
                "jit_compile": str, "max_minutes": float, "reduce_lr_patience": int,
-               "mixed_precision": bool, "validations_per_epoch": int, "devices": int}
+               "mixed_precision": bool, "validations_per_epoch": int, "devices": int,
+               "gradient_flow": bool}
 SECTIONS = {"task": "task_options", "model": "model_options", "train": "train"}
 
 
@@ -286,7 +290,7 @@ def resolve_sweep(task: Optional[str] = None, experiment: Optional[str] = None, 
 PROTOCOL = 3
 # Training options added after runs of this protocol existed, whose default is what those runs did: they enter the
 # hash only when set otherwise, so adding them leaves earlier runs identifiable (skipped on rerun, reported).
-HASHED_ONLY_WHEN_SET = {"mixed_precision", "validations_per_epoch", "devices"}
+HASHED_ONLY_WHEN_SET = {"mixed_precision", "validations_per_epoch", "devices", "gradient_flow"}
 
 
 def content_fingerprint(path: str | Path) -> str:

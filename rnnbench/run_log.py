@@ -116,9 +116,11 @@ def log_baseline(tracker, spec, config, parent_id, environment, name: str) -> bo
     return True
 
 
-def log_run_artifacts(tracker, run_id, model, spec, config, model_name, seed, history, environment) -> None:
-    """Resolved config, environment, cuDNN report, model summary, learning curve, attention map, the task's own
-    files, and the model itself with an input example and signature."""
+def log_run_artifacts(tracker, run_id, model, spec, config, model_name, seed, history, environment,
+                      gradient_flow=None) -> None:
+    """Resolved config, environment, cuDNN report, model summary, learning curve, attention map, gradient flow (a
+    `RunGradientFlow`, when given), the task's own files, and the model itself with an input example and
+    signature."""
     x, _ = spec.example_batch()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -133,6 +135,8 @@ def log_run_artifacts(tracker, run_id, model, spec, config, model_name, seed, hi
         weights = zoo.attention_weights(model, x[:4])
         if weights is not None:
             plot_attention(weights, folder / "attention.png", title=model_name)
+        if gradient_flow is not None:
+            gradient_flow.write(folder)
         if spec.artifacts:
             task_folder = folder / "task"
             task_folder.mkdir()

@@ -20,10 +20,12 @@ import keras
 from rnnbench import compute, executors, registry, tracking
 from rnnbench import config as configuration
 from rnnbench import models as zoo
-from rnnbench.callbacks import BestWeights, EpochLogger, EpochTimer, NaNGuard, Progress, TrainingDiverged
+from rnnbench.callbacks import (BestWeights, EpochLogger, EpochTimer, GradientNorms, NaNGuard, Progress,
+                                TrainingDiverged)
 from rnnbench.checkpoint import EpochCheckpoint, checkpoint_dir, history_rows
 from rnnbench.environment import describe as describe_environment
 from rnnbench.errors import UserError
+from rnnbench.gradient_flow import RunGradientFlow
 from rnnbench.measure import PeakMemory, count_samples, measure_latency, warn_when_memory_maps_run_low
 from rnnbench.run_log import (divergence, experiment_description, log_baseline, log_run_artifacts, ranking_tags,
                                run_params)
@@ -273,6 +275,8 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
     try:
         compute.set_seed(seed)
         model = build_model(spec, model_name, config)
+        flow = RunGradientFlow(spec, train.get("gradient_flow", True))
+        flow.measure("init", model)  # before any checkpoint replaces the model: a resumed run measures its start too
         params, xla = zoo.count_trainable(model), bool(model.jit_compile)
         tracker.log_params(run_id, {**run_params(config, model_name, seed, spec), "env": environment,
                                     "xla": xla, "op_determinism": not xla})
@@ -303,11 +307,12 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
                 fitted = model.fit(train_data, validation_data=spec.val, epochs=train["epochs"] * per_epoch,
                                    verbose=0, shuffle=False, initial_epoch=initial_epoch,
                                    steps_per_epoch=steps_per_epoch,
-                                   callbacks=[*extra, guard, best, timer, logger, checkpoint.callback(best, timer),
-                                              progress]).history
+                                   callbacks=[*extra, guard, best, timer, GradientNorms(), logger,
+                                              checkpoint.callback(best, timer), progress]).history
             if guard.reason:
                 raise TrainingDiverged(guard.reason)
             best.restore(model)
+            flow.measure("best", model)
             test = {f"test_{k}": float(v) for k, v in model.evaluate(spec.test, verbose=0, return_dict=True).items()}
             if spec.evaluate:
                 test.update({f"test_{k}": float(v) for k, v in spec.evaluate(model).items()})
@@ -334,12 +339,13 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
             **latency,
             "peak_rss_mb": memory.peak_mb,
             **{f"best_{k}": float(v) for k, v in best.best_logs.items() if k.startswith("val_")},
+            **flow.metrics(),
         }
         reason = divergence(spec, test)
         tracker.log_metrics(run_id, {**summary, "diverged": float(bool(reason))})
         if reason:
             tracker.set_tags(run_id, {"diverged": "True", "diverged_reason": reason})
-        log_run_artifacts(tracker, run_id, model, spec, config, model_name, seed, history, environment)
+        log_run_artifacts(tracker, run_id, model, spec, config, model_name, seed, history, environment, flow)
         tracker.end_run(run_id, "FINISHED")
         checkpoint.clear()
         return run_id

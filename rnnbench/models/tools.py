@@ -1,5 +1,6 @@
-"""Helpers around built models: compile and a cuDNN eligibility report (the CTC loss and attention read-back live in
-the shared `rnnbench.ctc` and `rnnbench.attention`, re-exported here)."""
+"""Helpers around built models: compile (with an Adam that keeps per-epoch gradient-norm statistics) and a cuDNN
+eligibility report (the CTC loss and attention read-back live in the shared `rnnbench.ctc` and `rnnbench.attention`,
+re-exported here)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -8,12 +9,14 @@ import keras
 
 from rnnbench.attention import attention_weights  # noqa: F401  (re-exported for notebooks)
 from rnnbench.ctc import ctc_loss  # noqa: F401  (re-exported for notebooks)
+from rnnbench.optimizers import GradientNormAdam, gradient_norm_optimizer  # noqa: F401  (re-exported)
 
 
 def compile_model(model: keras.Model, spec, *, learning_rate: float = 1e-3, clipnorm: Optional[float] = 1.0,
                   jit_compile="auto") -> keras.Model:
-    """Compiles with Adam (gradient clipping by global norm when `clipnorm` is set), the task's loss and metrics."""
-    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=clipnorm or None)
+    """Compiles with Adam (gradient clipping by global norm when `clipnorm` is set; `GradientNormAdam`, which also
+    counts gradient norms), the task's loss and metrics."""
+    optimizer = GradientNormAdam(learning_rate=learning_rate, global_clipnorm=clipnorm or None)
     # Fresh metric objects per model: a metric instance keeps state, and the spec's are shared by every model.
     metrics = [m.__class__.from_config(m.get_config()) if isinstance(m, keras.metrics.Metric) else m
                for m in spec.metrics]
