@@ -29,6 +29,7 @@ from rnnbench.gradient_flow import RunGradientFlow
 from rnnbench.measure import PeakMemory, count_samples, measure_latency, warn_when_memory_maps_run_low
 from rnnbench.run_log import (divergence, experiment_description, log_baseline, log_run_artifacts, ranking_tags,
                                run_params)
+from rnnbench.state import reset_states
 from rnnbench.streaming import training_stream
 
 
@@ -313,9 +314,11 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
                 raise TrainingDiverged(guard.reason)
             best.restore(model)
             flow.measure("best", model)
+            reset_states(model)  # a carried-state model reads the test split as fresh streams, from a zero state
             test = {f"test_{k}": float(v) for k, v in model.evaluate(spec.test, verbose=0, return_dict=True).items()}
             if spec.evaluate:
                 test.update({f"test_{k}": float(v) for k, v in spec.evaluate(model).items()})
+            reset_states(model)
             latency = measure_latency(model, spec)
         history = {k: list(earlier.get(k, [])) + list(fitted.get(k, [])) for k in dict.fromkeys([*earlier, *fitted])}
         samples = count_samples(spec.training_data(seed))

@@ -28,8 +28,14 @@ class InputSpec:
     length: Optional[int] = None  # fixed number of timesteps, or None when batches are padded to their own length
     masked: bool = False  # right padding present: token id 0, or a feature frame that is all `pad_value`
     pad_value: float = 0.0
+    # Parallel streams: every batch (training and evaluation) holds exactly `streams` examples, and example i of a
+    # batch continues example i of the batch before, so a recurrent model may carry its state across batches
+    # (char_lm's task.state="carried"). None: examples are independent and batches of any size.
+    streams: Optional[int] = None
 
     def __post_init__(self):
+        if self.streams is not None and self.streams < 1:
+            raise ValueError(f"InputSpec.streams must be None or >= 1, got {self.streams}")
         if self.kind not in INPUT_KINDS:
             raise ValueError(f"InputSpec.kind must be one of {INPUT_KINDS}, got {self.kind!r}")
         if self.kind == "tokens" and not self.vocab_size:

@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rnnbench"
 # Libraries both sides use: they must never import a task or a model.
 SHARED = ("attention", "audio", "ctc", "errors", "forecasting", "options", "pipeline", "registry", "spec", "text",
           "tfds_data", "tracking", "environment", "config", "compute", "callbacks", "checkpoint", "measure", "plots",
-          "streaming", "report", "optimizers", "gradient_flow")
+          "streaming", "report", "optimizers", "gradient_flow", "state")
 
 
 def _modules() -> dict[str, Path]:

@@ -7,6 +7,11 @@ Head, chosen by `spec.outputs.head`:
   causal_steps    every step (or causal self-attention over the steps) -> Dense(num_classes) logits per step
   ctc             every frame (or self-attention, both ways) -> Dense(num_classes + 1) logits, blank at index 0
   forecast        last state (or additive attention pooling) -> Dense(horizon * targets) reshaped
+
+Carried state: on a task whose batches are parallel streams (`spec.inputs.streams`, e.g. char_lm task.state=carried),
+plain unidirectional models build stateful layers with a fixed batch of `streams` examples, so each batch starts
+from the state the batch before left (truncated backpropagation through time); `stateful_twin` gives such a model's
+batch-1 copy for generation, `reset_states` zeroes what it carries.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from rnnbench.models.layers import (
 )
 from rnnbench.registry import register_model
 from rnnbench.spec import TaskSpec
+from rnnbench.state import is_stateful, reset_states, state_variables, stateful_twin  # noqa: F401  (re-exported)
 
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
@@ -53,6 +59,7 @@ def recurrent_model(
     attention_with_last_state: bool = False,
     subsample: int = 1,
     param_budget: Optional[int] = None,
+    stateful: Optional[bool] = None,
     name: Optional[str] = None,
 ) -> keras.Model:
     """Builds a recurrent network for `spec`'s inputs and head.
@@ -75,6 +82,10 @@ def recurrent_model(
         model sees instead of replacing it.
       subsample: stack this many consecutive frames into one before the recurrent layers (ctc and classification).
       param_budget: choose `units` so the trainable parameter count is within 5% of this number.
+      stateful: carry each recurrent layer's state from one batch to the next (a fixed batch of
+        `spec.inputs.streams` examples). None follows the task: stateful exactly when its batches are parallel
+        streams; False trains every window from a zero state even then. Causal_steps head, unidirectional, no
+        attention.
       name: model name; defaults to the cell and its variants.
     """
     if param_budget is not None:
@@ -82,13 +93,14 @@ def recurrent_model(
             spec, param_budget, cell=cell, bidirectional=bidirectional, attention=attention, layers=layers,
             dropout=dropout, recurrent_dropout=recurrent_dropout, embedding_dim=embedding_dim,
             attention_units=attention_units, attention_heads=attention_heads,
-            attention_with_last_state=attention_with_last_state, subsample=subsample, name=name,
+            attention_with_last_state=attention_with_last_state, subsample=subsample, stateful=stateful, name=name,
         )
+    stateful = _check_stateful(spec, stateful, bidirectional, attention)
     _check_options(spec, cell, bidirectional, units, layers, dropout, recurrent_dropout, subsample)
     head = spec.outputs.head
     name = name or "_".join(filter(None, ["bi" if bidirectional else "", cell, "attention" if attention else ""]))
 
-    inputs, x, mask = _inputs(spec, embedding_dim)
+    inputs, x, mask = _inputs(spec, embedding_dim, spec.inputs.streams if stateful else None)
     if subsample > 1:
         x, mask = StackFrames(subsample, name="stack_frames")([x, mask])
     needs_sequence = head in ("causal_steps", "ctc") or attention
@@ -102,6 +114,7 @@ def recurrent_model(
             return_state=keep_state,
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
+            stateful=stateful,
             name=f"{cell}_{i + 1}",
         )
         if bidirectional:
@@ -131,14 +144,14 @@ def recurrent_model(
     return keras.Model(inputs, outputs, name=name)
 
 
-def _inputs(spec: TaskSpec, embedding_dim: int):
-    """Returns (input tensor, backbone input, explicit mask or None)."""
+def _inputs(spec: TaskSpec, embedding_dim: int, batch: Optional[int] = None):
+    """Returns (input tensor, backbone input, explicit mask or None); `batch` fixes the batch size (stateful)."""
     given = spec.inputs
     if given.kind == "tokens":
-        inputs = keras.Input(shape=(given.length,), dtype="int32", name="tokens")
+        inputs = keras.Input(batch_shape=(batch, given.length), dtype="int32", name="tokens")
         x = keras.layers.Embedding(given.vocab_size, embedding_dim, name="embedding")(inputs)
     else:
-        inputs = keras.Input(shape=(given.length, given.feature_dim), dtype="float32", name="features")
+        inputs = keras.Input(batch_shape=(batch, given.length, given.feature_dim), dtype="float32", name="features")
         x = inputs
     mask = PaddingMask(given.kind, given.pad_value, name="padding_mask")(inputs) if given.masked else None
     return inputs, x, mask
@@ -180,6 +193,34 @@ def _check_options(spec, cell, bidirectional, units, layers, dropout, recurrent_
     for label, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
         if not 0.0 <= value < 1.0:
             raise IncompatibleModelError(f"{label} must be in [0, 1), got {value}")
+
+
+def _check_stateful(spec: TaskSpec, stateful: Optional[bool], bidirectional: bool, attention: bool) -> bool:
+    """Whether to build stateful layers; refuses what cannot carry a state from one batch to the next."""
+    streams = spec.inputs.streams
+    if stateful is False or (stateful is None and streams is None):
+        return False
+    if streams is None:
+        raise IncompatibleModelError(
+            f"stateful=True needs a task whose batches are parallel streams, and task {spec.name!r} has independent "
+            "examples; for char_lm set task.state=carried, or leave model.stateful unset")
+    if spec.outputs.head != "causal_steps" or spec.inputs.masked:
+        raise IncompatibleModelError(
+            f"carried state is built for unpadded causal_steps heads, not head {spec.outputs.head!r}"
+            f"{' with padding' if spec.inputs.masked else ''}; set model.stateful=false")
+    carries = f"task {spec.name!r} carries the recurrent state across batches ({streams} parallel streams)"
+    if bidirectional:
+        raise IncompatibleModelError(
+            f"{carries}, and a bidirectional model's backward pass would have to start from the end of the stream, "
+            "which has not been read yet (it would also read the characters it predicts). Use simple_rnn, lstm or "
+            "gru")
+    if attention:
+        raise IncompatibleModelError(
+            f"{carries}, and an attention model's self-attention sees only the current window, so it cannot carry "
+            "what it computed into the next one. Use simple_rnn, lstm or gru here; compare attention models on the "
+            "zero-state task (char_lm: task.state=zero), or set model.stateful=false to train them on these "
+            "batches from a zero state per window")
+    return True
 
 
 def check_subsample(spec: TaskSpec, subsample: int) -> None:

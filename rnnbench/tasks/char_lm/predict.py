@@ -2,14 +2,15 @@
 
 Deterministic, unlike `rnnbench generate`: for each prompt, the most likely next characters with their probabilities
 (the model's softmax over every class, out-of-vocabulary included), then the greedy continuation (temperature 0,
-never the OOV class). The run's `task/vocab.json` gives the characters and the window length.
+never the OOV class). The run's `task/vocab.json` gives the characters and the window length; a stateful run's
+model (task.state=carried) reads each whole prompt through its carried state instead (`generation.reader_for`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from rnnbench.errors import UserError
-from rnnbench.tasks.char_lm.generation import _context_length, generate
+from rnnbench.tasks.char_lm.generation import generate, reader_for
 from rnnbench.tasks.char_lm.vocab import OOV_ID, VOCAB_ARTIFACT, CharVocab
 
 TOP = 5
@@ -17,12 +18,9 @@ CONTINUATION = 40
 
 
 def next_char_probabilities(model, vocab: CharVocab, prompt: str) -> np.ndarray:
-    """The model's distribution over the next character after `prompt` (its last `seq_len` characters)."""
-    window = _context_length(model, vocab)
-    context = vocab.encode(prompt)[-window:]
-    batch = np.zeros((1, window), dtype=np.int32)  # right padding: the model is causal, so it changes nothing
-    batch[0, :len(context)] = context
-    logits = np.asarray(model.predict_on_batch(batch), dtype=np.float64)[0, len(context) - 1]
+    """The model's distribution over the next character after `prompt` (its last `seq_len` characters, or all of
+    it through a stateful model's carried state)."""
+    logits = reader_for(model, vocab).start(vocab.encode(prompt))
     probabilities = np.exp(logits - logits.max())
     return probabilities / probabilities.sum()
 

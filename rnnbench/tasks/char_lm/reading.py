@@ -1,7 +1,8 @@
 """Reading char_lm's text: tfds tiny_shakespeare's three splits, or one UTF-8 file split 90/5/5 by position.
 
 Each source is a reader returning `SplitTexts` (the three texts, the data's identity, and how to name each part in
-an error message); `make_windows` cuts encoded text into the (input, next character) windows the models see.
+an error message); `make_windows` cuts encoded text into the (input, next character) windows the models see, and
+`make_streams` lays those windows out as parallel streams for carried state.
 """
 from __future__ import annotations
 
@@ -133,5 +134,24 @@ def read_tfds_source(download: bool) -> SplitTexts:
 def make_windows(ids: np.ndarray, seq_len: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """x = ids[s : s + seq_len], y = ids[s + 1 : s + seq_len + 1] for s = 0, stride, 2 stride, ... while they fit."""
     starts = np.arange(0, len(ids) - seq_len, stride)
+    x = ids[starts[:, None] + np.arange(seq_len)]
+    return x.astype(np.int32), ids[starts[:, None] + np.arange(1, seq_len + 1)].astype(np.int32)
+
+
+def make_streams(ids: np.ndarray, seq_len: int, streams: int,
+                 where: str = "the text") -> tuple[np.ndarray, np.ndarray]:
+    """Windows laid out for carried state: `ids` cut into `streams` contiguous streams of equal length, and row
+    k * streams + i holding window k of stream i, so batches of `streams` rows taken in order have example i of
+    batch k + 1 continuing example i of batch k. Each stream is a whole number of windows long; the characters
+    after the last whole batch (fewer than streams * seq_len + 1) are dropped."""
+    per_stream = (len(ids) - 1) // (streams * seq_len)  # windows in each stream, i.e. batches in the split
+    if per_stream < 1:
+        raise DataError(f"{where}: {len(ids)} characters cannot fill one batch of {streams} streams x {seq_len} "
+                        f"characters (+1 target), which task.state=carried needs; use a longer text (or larger "
+                        "task.max_train_chars / task.max_eval_chars), a smaller train.batch_size or task.seq_len")
+    length = per_stream * seq_len
+    # starts[k, i]: where window k of stream i begins; stream i starts where stream i - 1 ends.
+    starts = np.arange(per_stream)[:, None] * seq_len + np.arange(streams)[None, :] * length
+    starts = starts.reshape(-1)
     x = ids[starts[:, None] + np.arange(seq_len)]
     return x.astype(np.int32), ids[starts[:, None] + np.arange(1, seq_len + 1)].astype(np.int32)
