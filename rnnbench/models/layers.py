@@ -131,6 +131,36 @@ class AdditiveAttentionPooling(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class MaskedPooling(keras.layers.Layer):
+    """Max or mean over the real steps: called on `[h (batch, time, features), mask (batch, time)]`, returns
+    (batch, features). Padded steps never win the max nor enter the mean."""
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("max", "mean"):
+            raise ValueError(f"MaskedPooling mode must be 'max' or 'mean', got {mode!r}")
+        self.mode = mode
+
+    def call(self, inputs):
+        h, mask = inputs
+        keep = ops.expand_dims(ops.cast(mask, h.dtype), -1)
+        if self.mode == "max":
+            lowest = ops.full_like(h, -1e9)
+            return ops.max(ops.where(ops.cast(keep, "bool"), h, lowest), axis=1)
+        return ops.sum(h * keep, axis=1) / ops.maximum(ops.sum(keep, axis=1), 1.0)
+
+    def compute_output_spec(self, inputs):
+        h, _ = inputs
+        return keras.KerasTensor((h.shape[0], h.shape[2]), dtype=h.dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class SelfAttentionBlock(keras.layers.Layer):
     """Multi-head self-attention over RNN outputs with a residual connection and layer normalisation.
 

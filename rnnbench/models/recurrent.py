@@ -28,6 +28,7 @@ from rnnbench.models.layers import (
     AdditiveAttentionPooling,
     ApplyMask,
     CTCBlankFill,
+    MaskedPooling,
     PaddingMask,
     SelfAttentionBlock,
     StackFrames,
@@ -60,6 +61,7 @@ def recurrent_model(
     subsample: int = 1,
     param_budget: Optional[int] = None,
     stateful: Optional[bool] = None,
+    pooling: str = "last",
     name: Optional[str] = None,
 ) -> keras.Model:
     """Builds a recurrent network for `spec`'s inputs and head.
@@ -86,6 +88,9 @@ def recurrent_model(
         `spec.inputs.streams` examples). None follows the task: stateful exactly when its batches are parallel
         streams; False trains every window from a zero state even then. Causal_steps head, unidirectional, no
         attention.
+      pooling: what a classification or forecast head reads from the last recurrent layer: "last" its state after
+        the last real step, "max" or "mean" over the real steps of its outputs (max pooling over time as in Johnson
+        and Zhang 2016). Attention models pool with attention instead, so only "last" applies to them.
       name: model name; defaults to the cell and its variants.
     """
     if param_budget is not None:
@@ -93,17 +98,19 @@ def recurrent_model(
             spec, param_budget, cell=cell, bidirectional=bidirectional, attention=attention, layers=layers,
             dropout=dropout, recurrent_dropout=recurrent_dropout, embedding_dim=embedding_dim,
             attention_units=attention_units, attention_heads=attention_heads,
-            attention_with_last_state=attention_with_last_state, subsample=subsample, stateful=stateful, name=name,
+            attention_with_last_state=attention_with_last_state, subsample=subsample, stateful=stateful,
+            pooling=pooling, name=name,
         )
     stateful = _check_stateful(spec, stateful, bidirectional, attention)
     _check_options(spec, cell, bidirectional, units, layers, dropout, recurrent_dropout, subsample)
+    _check_pooling(spec, pooling, attention)
     head = spec.outputs.head
     name = name or "_".join(filter(None, ["bi" if bidirectional else "", cell, "attention" if attention else ""]))
 
     inputs, x, mask = _inputs(spec, embedding_dim, spec.inputs.streams if stateful else None)
     if subsample > 1:
         x, mask = StackFrames(subsample, name="stack_frames")([x, mask])
-    needs_sequence = head in ("causal_steps", "ctc") or attention
+    needs_sequence = head in ("causal_steps", "ctc") or attention or pooling != "last"
     pooled = attention and head in ("classification", "forecast")
     last_state = None
     for i in range(layers):
@@ -140,6 +147,8 @@ def recurrent_model(
             x, _ = SelfAttentionBlock(attention_heads, causal=head == "causal_steps", name=ATTENTION_LAYER_NAME)(
                 [x, attention_mask]
             )
+    elif pooling != "last":
+        x = MaskedPooling(pooling, name=f"{pooling}_pooling")([x, mask if mask is not None else _all_true(x)])
     outputs = _head(spec, x, mask)
     return keras.Model(inputs, outputs, name=name)
 
@@ -193,6 +202,24 @@ def _check_options(spec, cell, bidirectional, units, layers, dropout, recurrent_
     for label, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
         if not 0.0 <= value < 1.0:
             raise IncompatibleModelError(f"{label} must be in [0, 1), got {value}")
+
+
+POOLINGS = ("last", "max", "mean")
+
+
+def _check_pooling(spec: TaskSpec, pooling: str, attention: bool) -> None:
+    if pooling not in POOLINGS:
+        raise UserError(f"model.pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    if pooling == "last":
+        return
+    if spec.outputs.head not in ("classification", "forecast"):
+        raise IncompatibleModelError(
+            f"pooling={pooling!r} pools a sequence into one vector, which only classification and forecast heads "
+            f"read; head {spec.outputs.head!r} takes every step: leave model.pooling at 'last'")
+    if attention:
+        raise IncompatibleModelError(
+            f"pooling={pooling!r} would replace the attention pooling of an attention model; leave model.pooling at "
+            "'last' for attention models, or use the plain cell")
 
 
 def _check_stateful(spec: TaskSpec, stateful: Optional[bool], bidirectional: bool, attention: bool) -> bool:
@@ -314,7 +341,8 @@ def register_recurrent(registered_name: str, cell: str, bidirectional: bool, att
         parameters=[p for p in signature.parameters.values() if p.name not in fixed]
     )
     builder.__name__ = builder.__qualname__ = registered_name
-    variant = " ".join(filter(None, ["bidirectional" if bidirectional else "", cell, "with attention" if attention else ""]))
+    variant = " ".join(filter(None, ["bidirectional" if bidirectional else "", cell,
+                                     "with attention" if attention else ""]))
     builder.__doc__ = f"A {variant} network for any task head; options as in `recurrent_model`.\n\n" + (
         recurrent_model.__doc__.split("Args:", 1)[1].join(["Args:", ""])
     )
