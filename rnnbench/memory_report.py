@@ -67,6 +67,7 @@ class _Point:
     summary: Optional[pd.DataFrame] = None  # None: no finished run of this configuration
     per_run: Optional[pd.DataFrame] = None
     failed: int = 0
+    diverged: int = 0  # finished runs flagged as diverged, and runs stopped by a non-finite loss
     threshold: float = math.nan
 
 
@@ -84,6 +85,7 @@ def write_sweep_report(task: str, configs: list[dict], out_dir: Path | str, *,
         runs = tracker.child_runs(point.config_hash)
         per_run, failed = collect_runs(runs)
         point.failed = len(failed)
+        point.diverged = _diverged(per_run, failed)
         if not per_run.empty:
             primary = runs[0]["tags"].get("primary_metric", primary)
             higher = runs[0]["tags"].get("higher_is_better", "False") == "True"
@@ -109,6 +111,12 @@ def write_sweep_report(task: str, configs: list[dict], out_dir: Path | str, *,
     echo(f"rnnbench: sweep report written to {out_dir}/ (README.md, sweep.csv, {plot}; one report per {key} "
          f"in {len(done)} subfolders)")
     return out_dir
+
+
+def _diverged(per_run: pd.DataFrame, failed: pd.DataFrame) -> int:
+    flagged = int(per_run["diverged_reason"].astype(bool).sum()) if "diverged_reason" in per_run else 0
+    stopped = int(failed["reason"].str.startswith("TrainingDiverged").sum()) if "reason" in failed else 0
+    return flagged + stopped
 
 
 def _model_order(points: list[_Point], configs: list[dict]) -> list[tuple[str, str]]:
@@ -166,14 +174,17 @@ def _readme(task, experiment, key, points, criterion, primary, configs, plot) ->
         lines.append("| " + " | ".join([model, kind] + longest + [text for text, _ in cells]) + " |")
     lines += ["", f"## Test loss against {key}", "", f"![{plot}]({plot})", "",
               "Mean over seeds per model (bars: lowest to highest seed); baselines dashed.", "",
-              "## Values", "", f"| {key} | configuration | finished model runs | failed or interrupted | report |",
-              "| --- | --- | --- | --- | --- |"]
+              "## Values", "",
+              f"| {key} | configuration | finished model runs | failed or interrupted | diverged | report |",
+              "| --- | --- | --- | --- | --- | --- |"]
     for p in points:
         folder = point_folder(p.config["sweep"])
         finished = 0 if p.per_run is None else int((p.per_run["kind"] == "model").sum())
         link = f"[{folder}/README.md]({folder}/README.md)" if p.summary is not None else "not run yet"
-        lines.append(f"| {p.value} | `{p.config_hash}` | {finished} | {p.failed} | {link} |")
-    lines += ["", "## Reproduce", "", "```", configs[0].get("command") or f"make bench TASK={experiment} SWEEP=1",
+        lines.append(f"| {p.value} | `{p.config_hash}` | {finished} | {p.failed} | {p.diverged} | {link} |")
+    lines += ["", "Diverged: finished runs whose test loss ended far above the baselines' (flagged in the value's report), "
+              "plus runs stopped by a non-finite loss (counted among the failed too).", "",
+              "## Reproduce", "", "```", configs[0].get("command") or f"make bench TASK={experiment} SWEEP=1",
               "```", "", f"Settings, expected results and hardware: `experiments/{experiment}.py`."]
     return "\n".join(lines) + "\n"
 

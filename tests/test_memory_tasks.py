@@ -218,13 +218,13 @@ def test_bench_sweep_runs_every_grid_then_the_sweep_report(monkeypatch, tmp_path
 # -- the report ----------------------------------------------------------------------------------------------------
 
 
-def _log(tracker, grid, model, seed, metrics, kind="model"):
+def _log(tracker, grid, model, seed, metrics, kind="model", status="FINISHED", tags=None):
     run_id = tracker.start_run(f"{model}-seed{seed}", {
         "rnnbench_role": "child", "kind": kind, "model": model, "seed": seed, "task": "adding",
         "config_hash": config.config_hash(grid), "run_key": config.run_key(grid, model, seed),
-        "primary_metric": "mse", "higher_is_better": False})
+        "primary_metric": "mse", "higher_is_better": False, **(tags or {})})
     tracker.log_metrics(run_id, metrics)
-    tracker.end_run(run_id)
+    tracker.end_run(run_id, status)
 
 
 def test_sweep_report_from_a_tiny_store(mlflow_store, tmp_path):
@@ -239,12 +239,19 @@ def test_sweep_report_from_a_tiny_store(mlflow_store, tmp_path):
             for seed, value in enumerate(mse[length, model]):
                 _log(tracker, grid, model, seed, {"test_mse": value, "test_loss": value, "val_loss": value,
                                                   "params": 12000})
+    # At T = 100 a third lstm seed stopped at a NaN loss and a finished gru seed was flagged as diverged.
+    _log(tracker, grids[1], "lstm", 2, {}, status="FAILED",
+         tags={"failure_reason": "TrainingDiverged: loss became nan at epoch 3, batch 7"})
+    _log(tracker, grids[1], "gru", 2, {"test_mse": 0.17, "test_loss": 0.17, "val_loss": 0.17, "params": 12000},
+         tags={"diverged": "True", "diverged_reason": "test loss far above the baselines'"})
     out = tmp_path / "reports"
     assert main(["report", "--task", "adding", "--results-dir", str(out)]) == 0
     readme = (out / "adding" / "README.md").read_text()
     assert "mean test mse over seeds below task.threshold (0.01)" in readme
     assert "| lstm | model | 50 | 0.003 ✓ (2/2) | 0.012 (1/2) |" in readme
-    assert "| gru | model | none | 0.155 (0/2) | 0.165 (0/2) |" in readme
+    assert "| gru | model | none | 0.155 (0/2) | 0.167 (0/3) |" in readme
+    assert f"| 100 | `{config.config_hash(grids[1])}` | 5 | 1 | 2 |" in readme  # lstm, gru finished; 1 failed
+    assert f"| 50 | `{config.config_hash(grids[0])}` | 4 | 0 | 0 |" in readme
     assert "| predict_one | baseline |  | 0.167 | 0.167 |" in readme
     assert readme.count("not run yet") == 3 and "[length_50/README.md](length_50/README.md)" in readme
     assert (out / "adding" / "loss_vs_length.png").read_bytes()[:4] == b"\x89PNG"
