@@ -12,7 +12,8 @@ import tensorflow as tf
 
 
 def count_samples(dataset) -> int:
-    return int(sum(int(tf.shape(x)[0]) for x, _ in dataset))
+    # x may be a tuple of inputs (the seq2seq head's source and decoder input): its first part counts the examples
+    return int(sum(int(tf.shape(tf.nest.flatten(x)[0])[0]) for x, _ in dataset))
 
 
 def measure_latency(model: keras.Model, spec, repeats: int = 20) -> dict:
@@ -25,9 +26,9 @@ def measure_latency(model: keras.Model, spec, repeats: int = 20) -> dict:
         start = time.perf_counter()
         model.predict_on_batch(x)
         times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    return {"latency_ms_per_batch": median * 1000, "latency_batch_size": int(x.shape[0]),
-            "latency_ms_per_sample": median * 1000 / int(x.shape[0])}
+    median, batch = statistics.median(times), int(tf.nest.flatten(x)[0].shape[0])  # x may be a tuple of inputs
+    return {"latency_ms_per_batch": median * 1000, "latency_batch_size": batch,
+            "latency_ms_per_sample": median * 1000 / batch}
 
 
 class PeakMemory:

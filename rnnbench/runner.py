@@ -29,6 +29,7 @@ from rnnbench.gradient_flow import RunGradientFlow
 from rnnbench.measure import PeakMemory, count_samples, measure_latency, warn_when_memory_maps_run_low
 from rnnbench.run_log import (divergence, experiment_description, log_baseline, log_run_artifacts, ranking_tags,
                                run_params)
+from rnnbench.spec import SINGLE_INPUT_HEADS
 from rnnbench.state import reset_states
 from rnnbench.streaming import training_stream
 
@@ -44,11 +45,24 @@ def model_options(model_name: str, config: dict) -> dict:
     return {k: v for k, v in config["model_options"].items() if k in accepted}
 
 
+def check_head(spec, model_name: str) -> None:
+    """Refuses a builder on a head it does not build, before building: a builder declares its heads as the attribute
+    `heads`, and one that declares none builds the single-input heads (`spec.SINGLE_INPUT_HEADS`)."""
+    head = spec.outputs.head
+    if head not in getattr(registry.get_model(model_name), "heads", SINGLE_INPUT_HEADS):
+        serving = [m for m in registry.list_models()
+                   if head in getattr(registry.get_model(m), "heads", SINGLE_INPUT_HEADS)]
+        raise zoo.IncompatibleModelError(
+            f"model {model_name!r} does not build head {head!r} (task {spec.name!r}); models that do: "
+            f"{', '.join(serving) or 'none'}")
+
+
 def build_model(spec, model_name: str, config: dict) -> keras.Model:
     """The compiled model of one run, built and compiled on `train.devices` devices (`compute.devices`). Switches
     TensorFlow's op determinism off exactly when XLA is used."""
     train = config["train"]
     compute.set_precision(train["mixed_precision"])
+    check_head(spec, model_name)
     with compute.devices(train.get("devices", 1)):
         model = registry.get_model(model_name)(spec, **model_options(model_name, config))
         xla = compute.use_xla(model, spec, train["jit_compile"])
@@ -172,6 +186,7 @@ def bench(config: dict, *, results_dir: Path | str = "reports", tracking_uri: Op
     tracker = tracking.Tracker(config["experiment"] or config["task"], tracking_uri)  # one MLflow experiment each
     spec = load_task(config)
     for model_name in config["models"]:  # a refused or mis-sized model fails now, not an hour into the grid
+        check_head(spec, model_name)
         registry.get_model(model_name)(spec, **model_options(model_name, config))
     environment = describe_environment()
     config_hash = configuration.config_hash(config)

@@ -14,7 +14,18 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 #   causal_steps:   one label per step, step t may only see steps <= t (language model), logits (batch, T, num_classes)
 #   ctc:            per-frame logits (batch, T', num_classes + 1) with the CTC blank at index 0; may look both ways
 #   forecast:       the next `horizon` values of `targets` series, (batch, horizon, targets)
-HEAD_KINDS = ("classification", "causal_steps", "ctc", "forecast")
+#   seq2seq:        an encoder-decoder: x is (source tokens, decoder input), y the target tokens (batch, T_out), and
+#                   the logits (batch, T_out, num_classes). Target ids: 0 pads, SEQ2SEQ_START opens the decoder input
+#                   (which is y shifted right by one step: teacher forcing), SEQ2SEQ_END closes y; decoding writes at
+#                   most `max_output_length` tokens, the end token included. A model with attention names the layer
+#                   SEQ2SEQ_ALIGNMENT_LAYER; it returns [context, weights (batch, T_out, T_in)].
+HEAD_KINDS = ("classification", "causal_steps", "ctc", "forecast", "seq2seq")
+# The heads a model builder serves unless it declares its own as the attribute `heads` (the encoder-decoders of
+# rnnbench.models.seq2seq declare ("seq2seq",)): the single-input heads, which every other builder builds.
+SINGLE_INPUT_HEADS = ("classification", "causal_steps", "ctc", "forecast")
+SEQ2SEQ_PAD, SEQ2SEQ_START, SEQ2SEQ_END = 0, 1, 2
+SEQ2SEQ_ALIGNMENT_LAYER = "alignment"
+SEQ2SEQ_INPUTS = ("source", "decoder_in")  # the names of a seq2seq model's two inputs, in the order of x
 INPUT_KINDS = ("tokens", "features")
 
 
@@ -49,9 +60,10 @@ class OutputSpec:
     """What the model must produce."""
 
     head: str
-    num_classes: Optional[int] = None  # classification / causal_steps: classes; ctc: labels, blank not counted
+    num_classes: Optional[int] = None  # classification / causal_steps / seq2seq: classes; ctc: labels, no blank
     horizon: Optional[int] = None  # forecast: steps ahead
     targets: int = 1  # forecast: values predicted per step
+    max_output_length: Optional[int] = None  # seq2seq: the most tokens decoding writes, the end token included
 
     def __post_init__(self):
         if self.head not in HEAD_KINDS:
@@ -60,11 +72,24 @@ class OutputSpec:
             raise ValueError(f"OutputSpec(head={self.head!r}) needs num_classes")
         if self.head == "forecast" and not self.horizon:
             raise ValueError("OutputSpec(head='forecast') needs horizon")
+        if self.head == "seq2seq" and (not self.max_output_length or self.num_classes <= SEQ2SEQ_END):
+            raise ValueError("OutputSpec(head='seq2seq') needs max_output_length and num_classes above the pad, "
+                             "start and end ids")
 
     @property
     def causal(self) -> bool:
         """True when a prediction for step t must not depend on later steps."""
         return self.head == "causal_steps"
+
+
+class NamedInputs(dict):
+    """A model's several inputs by name, sliceable like one array (`x[:4]`: the first 4 examples of each), so code
+    written for one input array keeps working; MLflow infers a signature of named tensors from it."""
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return NamedInputs({name: value[key] for name, value in self.items()})
+        return super().__getitem__(key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +131,10 @@ class TaskSpec:
         return self.train_for(run_seed) if self.train_for else self.train
 
     def example_batch(self):
-        """One `(x, y)` test batch as NumPy arrays (for signatures, latency and plots)."""
+        """One `(x, y)` test batch as NumPy arrays (for signatures, latency and plots); the seq2seq head's x, a
+        (source, decoder input) tuple in the datasets, comes as `NamedInputs` (keys `SEQ2SEQ_INPUTS`)."""
         for x, y in self.test.take(1).as_numpy_iterator():
+            if self.outputs.head == "seq2seq" and isinstance(x, tuple):
+                x = NamedInputs(zip(SEQ2SEQ_INPUTS, x))
             return x, y
         raise ValueError(f"task {self.name!r}: the test split is empty")

@@ -165,7 +165,8 @@ def test_unknown_runs_and_tasks_without_the_hook_are_one_line(train, capsys, mon
     refused(capsys, "0123456789abcdef", "1", says="no run 0123456789abcdef")
     run_id = train("sine")
     monkeypatch.setitem(registry._TASKS, "sine", dataclasses.replace(registry.get_task_entry("sine"), predict=None))
-    refused(capsys, run_id, "1", says="which cannot predict; tasks that can: adding, char_lm, copy, imdb, speech, stock")
+    refused(capsys, run_id, "1",
+            says="which cannot predict; tasks that can: adding, char_lm, copy, g2p, imdb, speech, stock")
     # `generate` finds its hook the same way
     assert main(["generate", "--run-id", run_id]) == 2 and "which cannot generate; tasks that can: char_lm" in \
         capsys.readouterr().err

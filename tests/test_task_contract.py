@@ -28,8 +28,12 @@ def _load(name, folder):
 
 
 def _check_batch(spec: TaskSpec, x, y, where: str):
-    x, y = np.asarray(x), np.asarray(y)
     inputs, outputs = spec.inputs, spec.outputs
+    if outputs.head == "seq2seq":  # x is (source, decoder input): the source as any token input, then the decoder's
+        x, decoder_in = (np.asarray(part) for part in x)
+        assert decoder_in.shape == np.asarray(y).shape and decoder_in.max() < outputs.num_classes, where
+        assert decoder_in.shape[1] <= outputs.max_output_length, where
+    x, y = np.asarray(x), np.asarray(y)
     if inputs.kind == "tokens":
         assert np.issubdtype(x.dtype, np.integer), f"{where}: token ids must be integers, got {x.dtype}"
         assert x.ndim == 2 and x.min() >= 0 and x.max() < inputs.vocab_size, where
@@ -45,6 +49,8 @@ def _check_batch(spec: TaskSpec, x, y, where: str):
         assert y.shape == x.shape[:2] and y.max() < outputs.num_classes, where
     elif outputs.head == "ctc":
         assert y.ndim == 2 and y.min() >= 0 and y.max() <= outputs.num_classes, where  # 0 pads, labels 1..n
+    elif outputs.head == "seq2seq":
+        assert y.ndim == 2 and y.min() >= 0 and y.max() < outputs.num_classes, where  # 0 pads
     else:
         assert y.shape == (batch, outputs.horizon, outputs.targets), where
 
@@ -75,8 +81,11 @@ def test_task_loads_tiny_data_into_a_spec_its_batches_match(name, tmp_path):
     for split in ("val", "test"):
         for x, y in getattr(spec, split).take(2):
             _check_batch(spec, x, y, f"{name} {split}")
-    first = [np.asarray(x) for x, _ in spec.training_data(7).take(2)]
-    again = [np.asarray(x) for x, _ in spec.training_data(7).take(2)]
+    def inputs(run_seed):  # x may be a tuple of inputs (seq2seq: source, decoder input): every part must repeat
+        batches = spec.training_data(run_seed).take(2)
+        return [np.asarray(p) for x, _ in batches for p in (x if isinstance(x, tuple) else [x])]
+
+    first, again = inputs(7), inputs(7)
     assert all(np.array_equal(a, b) for a, b in zip(first, again)), "a run seed must give one training order"
     for x, y in spec.training_data(7).take(2):
         _check_batch(spec, x, y, f"{name} train")
@@ -87,7 +96,8 @@ def test_task_loads_tiny_data_into_a_spec_its_batches_match(name, tmp_path):
 @pytest.mark.parametrize("name", TASKS)
 def test_task_trains_one_step_with_a_registered_model(name, tmp_path):
     spec = _load(name, tmp_path)
-    model = compile_model(registry.get_model("gru")(spec, units=4), spec, jit_compile=False)
+    builder = "seq2seq_gru" if spec.outputs.head == "seq2seq" else "gru"  # an encoder-decoder for the seq2seq head
+    model = compile_model(registry.get_model(builder)(spec, units=4), spec, jit_compile=False)
     history = model.fit(spec.training_data(0).take(1), validation_data=spec.val.take(1), epochs=1, verbose=0)
     assert math.isfinite(history.history["loss"][0]) and math.isfinite(history.history["val_loss"][0])
     if spec.evaluate:

@@ -134,4 +134,31 @@ TINY_OPTIONS = {
     "char_lm": _char_lm,
     "imdb": _imdb,
     "speech": _speech,
+    "g2p": lambda folder: _g2p(folder),
 }
+
+
+# -- pronunciations (g2p) ------------------------------------------------------------------------------------------
+
+LETTER_SOUNDS = {"a": "AE1", "b": "B", "d": "D", "e": "EH0", "k": "K", "m": "M", "o": "OW2", "s": "S", "t": "T"}
+
+
+def write_lexicon(path: Path, count: int = 60, seed: int = 0) -> Path:
+    """A CMUdict-format file of `count` made-up words of 2-6 letters, each pronounced letter by letter
+    (`LETTER_SOUNDS`, with stress digits), plus a comment line, an inline comment and one second pronunciation."""
+    rng = np.random.default_rng(seed)
+    letters, words = sorted(LETTER_SOUNDS), set()
+    while len(words) < count:
+        words.add("".join(rng.choice(letters, size=int(rng.integers(2, 7)))))
+    lines = [";;; a tiny pronouncing dictionary"]
+    for word in sorted(words):
+        lines.append(f"{word} {' '.join(LETTER_SOUNDS[c] for c in word)}")
+    first = sorted(words)[0]
+    lines += [f"{first}(2) {' '.join(LETTER_SOUNDS[c] for c in reversed(first))}  # a made-up variant"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _g2p(folder: Path) -> dict:
+    return {"data_file": str(write_lexicon(folder / "lexicon.dict")), "val_fraction": 0.2, "test_fraction": 0.2,
+            "beam_width": 2, "plot_words": 1}

@@ -22,7 +22,7 @@ from keras import ops
 
 from rnnbench.models import budget
 from rnnbench.models.layers import ApplyMask, PaddingMask, StackFrames
-from rnnbench.models.recurrent import IncompatibleModelError, _head, check_subsample
+from rnnbench.models.recurrent import IncompatibleModelError, _head, check_subsample, require_single_input_head
 from rnnbench.registry import register_model
 from rnnbench.spec import TaskSpec
 
@@ -117,6 +117,7 @@ def esn(
         fewest readout_units that keep the reservoir within it, and the reservoir takes up the remainder.
       name: model name; default "esn".
     """
+    require_single_input_head(spec, name or "esn")
     if param_budget is not None:
         reservoir_units, readout_units = _fit_budget(spec, param_budget, max_reservoir_units)
         return budget.checked(esn(spec, reservoir_units=reservoir_units, spectral_radius=spectral_radius,

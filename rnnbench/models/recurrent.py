@@ -34,7 +34,7 @@ from rnnbench.models.layers import (
     StackFrames,
 )
 from rnnbench.registry import register_model
-from rnnbench.spec import TaskSpec
+from rnnbench.spec import SINGLE_INPUT_HEADS, TaskSpec
 from rnnbench.state import is_stateful, reset_states, state_variables, stateful_twin  # noqa: F401  (re-exported)
 
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -93,6 +93,7 @@ def recurrent_model(
         and Zhang 2016). Attention models pool with attention instead, so only "last" applies to them.
       name: model name; defaults to the cell and its variants.
     """
+    require_single_input_head(spec, name or cell)
     if param_budget is not None:
         return _fit_param_budget(
             spec, param_budget, cell=cell, bidirectional=bidirectional, attention=attention, layers=layers,
@@ -205,6 +206,14 @@ def _check_options(spec, cell, bidirectional, units, layers, dropout, recurrent_
 
 
 POOLINGS = ("last", "max", "mean")
+
+
+def require_single_input_head(spec: TaskSpec, model: str) -> None:
+    """Refuses the heads of several inputs (seq2seq), which the builders of rnnbench.models.seq2seq build."""
+    if spec.outputs.head not in SINGLE_INPUT_HEADS:
+        raise IncompatibleModelError(
+            f"{model} reads one input sequence and cannot build head {spec.outputs.head!r} (task {spec.name!r}); "
+            "use an encoder-decoder of rnnbench.models.seq2seq (seq2seq_lstm, seq2seq_gru_bahdanau, ...)")
 
 
 def _check_pooling(spec: TaskSpec, pooling: str, attention: bool) -> None:

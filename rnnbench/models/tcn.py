@@ -16,7 +16,8 @@ import keras
 
 from rnnbench.models import budget
 from rnnbench.models.layers import PaddingMask, StackFrames
-from rnnbench.models.recurrent import IncompatibleModelError, _head, _inputs, check_subsample
+from rnnbench.models.recurrent import (IncompatibleModelError, _head, _inputs, check_subsample,
+                                       require_single_input_head)
 from rnnbench.models.sequence_layers import LastRealStep, MaskedMeanPooling
 from rnnbench.registry import register_model
 from rnnbench.spec import TaskSpec
@@ -64,6 +65,7 @@ def tcn(
         blocks, that bring the count nearest the budget (`rnnbench_info["spare_inner_filters"]`).
       name: model name; default "tcn".
     """
+    require_single_input_head(spec, name or "tcn")
     _check(spec, filters, kernel_size, blocks, convs_per_block, dropout, readout, subsample)
     options = dict(kernel_size=kernel_size, blocks=blocks, convs_per_block=convs_per_block, dropout=dropout,
                    readout=readout, embedding_dim=embedding_dim, subsample=subsample, name=name)

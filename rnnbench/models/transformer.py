@@ -15,7 +15,8 @@ import keras
 
 from rnnbench.models import budget
 from rnnbench.models.layers import PaddingMask, StackFrames
-from rnnbench.models.recurrent import IncompatibleModelError, _head, _inputs, check_subsample
+from rnnbench.models.recurrent import (IncompatibleModelError, _head, _inputs, check_subsample,
+                                       require_single_input_head)
 from rnnbench.models.sequence_layers import (
     AttentionMask,
     LastRealStep,
@@ -69,6 +70,7 @@ def transformer(
         so the ratio ends up a little above ff_multiplier.
       name: model name; default "transformer".
     """
+    require_single_input_head(spec, name or "transformer")
     if param_budget is not None:
         options = dict(layers=layers, heads=heads, ff_multiplier=ff_multiplier, dropout=dropout,
                        positions=positions, max_length=max_length, embedding_dim=embedding_dim, readout=readout,
