@@ -390,3 +390,27 @@ def test_real_file_loads_as_a_task(shared_data):
     assert (spec.dataset["val_windows"], spec.dataset["test_windows"]) == (557, 557)
     # Character n-grams of real English: more context must help.
     assert spec.baselines["trigram"]["loss"] < spec.baselines["bigram"]["loss"] < spec.baselines["unigram"]["loss"]
+
+
+def test_report_states_every_model_on_nanogpts_footing():
+    import math
+
+    import pandas as pd
+
+    from rnnbench.tasks.char_lm.report import report_notes
+
+    summary = pd.DataFrame([
+        {"model": "gru", "kind": "model", "best_val_loss_mean": 1.56, "test_loss_mean": 1.68, "params": 299949,
+         "runs": 3},
+        {"model": "lstm", "kind": "model", "best_val_loss_mean": 1.60, "test_loss_mean": 1.70, "params": 299598,
+         "runs": 3},
+        {"model": "trigram", "kind": "baseline", "best_val_loss_mean": math.nan, "test_loss_mean": 2.1,
+         "params": math.nan, "runs": 1},
+    ])
+    notes = report_notes(summary)
+    assert "| gru | 1.6200 | 2.337 | 299,949 | 3 |" in notes  # (1.56 + 1.68) / 2 nats; / ln 2 bits
+    assert notes.index("| gru |") < notes.index("| lstm | 1.6500 |")
+    assert "trigram" not in notes
+    assert "| 1.4697 | 2.120 |" in notes and "| 1.8800 |" in notes
+    assert "Best here: gru at 1.6200 nats/char, +0.1503 from nanoGPT's GPU figure" in notes
+    assert "Cannot say" in report_notes(summary.drop(columns=["best_val_loss_mean"]))

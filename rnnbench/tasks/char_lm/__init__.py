@@ -47,17 +47,18 @@ import keras
 import numpy as np
 
 from rnnbench.errors import UserError
-from rnnbench.state import reset_states
 from rnnbench.options import as_dict, option
 from rnnbench.pipeline import array_dataset, run_shuffle_seed
 from rnnbench.registry import register_task
 from rnnbench.spec import InputSpec, OutputSpec, TaskSpec
+from rnnbench.state import reset_states
 from rnnbench.tasks.char_lm.carried import CarriedStateResets
 from rnnbench.tasks.char_lm.generation import default_prompt, generate, generate_from_run
 from rnnbench.tasks.char_lm.metrics import BitsPerCharacter, Perplexity, scores_from_nats
 from rnnbench.tasks.char_lm.ngrams import NGRAM_BASELINES, SMOOTHING_GRID, NgramModel, ngram_baselines, \
     ngram_window_nats
 from rnnbench.tasks.char_lm.predict import predict_from_run
+from rnnbench.tasks.char_lm.report import report_notes
 from rnnbench.tasks.char_lm.reading import SPLIT_FRACTIONS, TFDS_NAME, SplitTexts, make_streams, make_windows, \
     read_file_source, read_text_file, read_tfds_source, read_tfds_splits, split_by_position
 from rnnbench.tasks.char_lm.vocab import OOV_ID, VOCAB_ARTIFACT, VOCAB_FORMAT, CharVocab
@@ -115,7 +116,8 @@ READERS = {
 }
 
 
-@register_task("char_lm", options=CharLmOptions, generate=generate_from_run, predict=predict_from_run)
+@register_task("char_lm", options=CharLmOptions, generate=generate_from_run, predict=predict_from_run,
+               report_notes=report_notes)
 def load(options: CharLmOptions, *, batch_size: int = 32) -> TaskSpec:
     """Next-character prediction on tiny_shakespeare or a local text file."""
     seed, seq_len = options.seed, options.seq_len
