@@ -16,6 +16,7 @@ ray = pytest.importorskip("ray")
 from test_executors import ROOT, _argv, _cli, _env  # noqa: E402  (the same tiny grid and environment)
 
 
+@pytest.mark.multiprocess
 def test_a_killed_worker_leaves_its_run_killed_the_grid_goes_on_and_a_rerun_resumes(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = _env(tmp_path, uri, RNNBENCH_LEASE_SECONDS="600")

@@ -73,6 +73,7 @@ def _wait_until_serving(server: subprocess.Popen, uri: str) -> None:
             time.sleep(1.0)
 
 
+@pytest.mark.multiprocess
 def test_ray_workers_log_into_a_shared_mlflow_server_the_numbers_the_serial_grid_logs(tmp_path, monkeypatch):
     """One grid serially into SQLite (in this process), the same grid on two Ray workers into an `mlflow server` on
     127.0.0.1, the cluster setup of the README: the same runs, metrics, parent/child structure, and artifacts."""

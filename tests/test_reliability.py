@@ -21,6 +21,7 @@ def _bench_command(results, *extra):
             "--epochs", "2", "--results-dir", str(results), *TINY, *extra]
 
 
+@pytest.mark.multiprocess
 def test_sigterm_marks_killed_reports_and_resume_continues(tmp_path, mlflow_store, monkeypatch):
     monkeypatch.setenv("RNNBENCH_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     results = tmp_path / "results"
@@ -88,6 +89,7 @@ def test_nan_loss_fails_the_run_and_the_grid_goes_on(tmp_path, mlflow_store, cap
     assert "Failed or interrupted runs" in readme and "always_nan" in readme
 
 
+@pytest.mark.multiprocess
 def test_two_bench_processes_share_one_sqlite_store(tmp_path, mlflow_store):
     command = lambda seed: [sys.executable, "-m", "rnnbench.cli", "bench", "--task", "sine", "--models", "gru",
                             "--seeds", seed, "--epochs", "1", "--results-dir", str(tmp_path / seed), *TINY]

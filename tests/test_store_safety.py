@@ -134,6 +134,7 @@ def test_one_claim_per_run_key(tmp_path, mlflow_store):
     assert tracker.start_claimed_run("lstm-seed0", {"rnnbench_role": "child"}, "key") == (None, "a finished run")
 
 
+@pytest.mark.multiprocess
 def test_two_identical_grids_at_once_train_each_run_once(tmp_path, mlflow_store):
     command = [sys.executable, "-m", "rnnbench.cli", "bench", "--task", "sine", "--models", "gru", "--seeds", "0,1",
                "--epochs", "1", "--results-dir", str(tmp_path / "results")] + [a for s in TINY for a in ("--set", s)]
