@@ -2,6 +2,7 @@
 progress lines."""
 from __future__ import annotations
 
+import builtins
 import math
 import time
 from typing import Callable, Optional
@@ -143,6 +144,22 @@ class Progress:
         self.per_epoch = validations_per_epoch
         self.run_times: list[float] = []
         self._run_started = time.monotonic()
+
+    _PRINT = builtins.print  # the interpreter's own print, before any library replaces it
+
+    def __getstate__(self):
+        # Ray pickles the progress sent to each worker, and pickles a function by its name: once a library has
+        # replaced builtins.print (Ray's tqdm_ray does, in the driver), the real print no longer pickles. Sent by
+        # name instead, and each process prints with its own print.
+        state = dict(self.__dict__)
+        if state["echo"] is Progress._PRINT or state["echo"] is builtins.print:
+            state["echo"] = "print"
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.echo == "print":
+            self.echo = builtins.print
 
     def skip(self, index: int, model: str, seed: int, why: str = "already finished in the store, skipped") -> None:
         self.echo(f"[{index}/{self.runs}] {model} seed={seed}: {why}")

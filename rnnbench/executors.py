@@ -99,6 +99,9 @@ class RayExecutor:
     # -- connecting ------------------------------------------------------------------------------------------------
     def _connect(self, ray, echo) -> bool:
         """Connects to Ray; True when this call started the local Ray it uses (and so shuts it down)."""
+        # Ray's tqdm_ray swaps builtins.print in the driver when a worker draws a progress bar; the grid's own lines
+        # go through print, so leave it alone (a user's explicit setting wins).
+        os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
         cores = local_cores()
         if ray.is_initialized():
             where = "the Ray this process is connected to"

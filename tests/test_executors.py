@@ -170,3 +170,23 @@ def test_more_devices_than_visible_is_a_user_error():
     from rnnbench import compute
     with pytest.raises(UserError, match="train.devices=64, but only"):
         compute.devices(64)
+
+
+def test_the_progress_sent_to_ray_workers_pickles_after_a_library_replaced_print(monkeypatch):
+    """Ray's tqdm_ray replaces builtins.print in the driver when a worker draws a bar; the next task must still ship."""
+    import builtins
+    import pickle
+
+    from rnnbench.callbacks import Progress
+
+    real_print = builtins.print
+    progress = Progress(runs=2, epochs=3, echo=real_print)
+    lines = []
+    monkeypatch.setattr(builtins, "print", lambda *args, **kwargs: lines.append(" ".join(map(str, args))))
+    with pytest.raises(pickle.PicklingError):
+        pickle.dumps(real_print)  # what failed before: the real print, pickled by a name that now means another
+    copy = pickle.loads(pickle.dumps(progress))
+    copy.skip(1, "lstm", 0)
+    assert lines == ["[1/2] lstm seed=0: already finished in the store, skipped"]  # the receiving process's print
+    custom = pickle.loads(pickle.dumps(Progress(runs=1, epochs=1, echo=_free_port)))
+    assert custom.echo is _free_port  # any other echo travels as itself
