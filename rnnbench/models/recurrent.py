@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import random
-from typing import Optional
+from typing import Callable, Optional
 
 import keras
 
@@ -331,30 +331,35 @@ def _search_width(spec: TaskSpec, budget: int, options: dict) -> int:
     return best
 
 
-def register_recurrent(registered_name: str, cell: str, bidirectional: bool, attention: bool):
-    """Registers the builder of one recurrent variant under `registered_name` (the name is written literally at each
-    call, so `registry.declared_names` finds it without importing this module)."""
-    fixed = {"cell": cell, "bidirectional": bidirectional, "attention": attention}
+def variant_builder(model_fn: Callable, registered_name: str, fixed: dict, summary: str) -> Callable:
+    """`model_fn` with the options `fixed` bound, as the builder registered under `registered_name`: its signature
+    and docstring are `model_fn`'s without them, and an unknown option names the ones that exist."""
 
-    @functools.wraps(recurrent_model)
+    @functools.wraps(model_fn)
     def builder(spec: TaskSpec, **options) -> keras.Model:
-        valid = [name for name in inspect.signature(recurrent_model).parameters if name not in (*fixed, "spec")]
+        valid = [name for name in inspect.signature(model_fn).parameters if name not in (*fixed, "spec")]
         unknown = sorted(set(options) - set(valid))
         if unknown:  # a typo names the options that exist, not a TypeError from deep inside
             raise UserError(f"{registered_name}() has no option {unknown[0]!r}; its options: {', '.join(valid)}")
         options.setdefault("name", registered_name)
-        return recurrent_model(spec, **fixed, **options)
+        return model_fn(spec, **fixed, **options)
 
-    signature = inspect.signature(recurrent_model)
+    signature = inspect.signature(model_fn)
     builder.__signature__ = signature.replace(
-        parameters=[p for p in signature.parameters.values() if p.name not in fixed]
-    )
+        parameters=[p for p in signature.parameters.values() if p.name not in fixed])
     builder.__name__ = builder.__qualname__ = registered_name
+    builder.__doc__ = (f"{summary}; options as in `{model_fn.__name__}`.\n\n"
+                       + model_fn.__doc__.split("Args:", 1)[1].join(["Args:", ""]))
+    return builder
+
+
+def register_recurrent(registered_name: str, cell: str, bidirectional: bool, attention: bool):
+    """Registers the builder of one recurrent variant under `registered_name` (the name is written literally at each
+    call, so `registry.declared_names` finds it without importing this module)."""
     variant = " ".join(filter(None, ["bidirectional" if bidirectional else "", cell,
                                      "with attention" if attention else ""]))
-    builder.__doc__ = f"A {variant} network for any task head; options as in `recurrent_model`.\n\n" + (
-        recurrent_model.__doc__.split("Args:", 1)[1].join(["Args:", ""])
-    )
+    fixed = {"cell": cell, "bidirectional": bidirectional, "attention": attention}
+    builder = variant_builder(recurrent_model, registered_name, fixed, f"A {variant} network for any task head")
     return register_model(registered_name, family="recurrent")(builder)
 
 

@@ -22,17 +22,15 @@ trained layers. Every builder here refuses the other heads, and declares `heads 
 """
 from __future__ import annotations
 
-import functools
-import inspect
 import random
 from typing import Optional
 
 import keras
 from keras import ops
 
-from rnnbench.errors import UserError
+from rnnbench.models import budget as budget_search
 from rnnbench.models.layers import ApplyMask, PaddingMask
-from rnnbench.models.recurrent import CELLS, IncompatibleModelError, count_trainable
+from rnnbench.models.recurrent import CELLS, IncompatibleModelError, count_trainable, variant_builder
 from rnnbench.registry import register_model
 from rnnbench.spec import SEQ2SEQ_ALIGNMENT_LAYER, SEQ2SEQ_INPUTS, TaskSpec
 
@@ -181,8 +179,8 @@ _BUDGET_UNITS: dict = {}
 
 
 def _budget_units(spec: TaskSpec, budget: int, options: dict) -> int:
-    """The width nearest `budget` trainable parameters, within 5%. Parameters grow with the width, so: double to
-    bracket it, then bisect. Python's random state (Keras draws unseeded initialisers' seeds from it) is put back,
+    """The width nearest `budget` trainable parameters, within 5% (`budget.nearest`; parameters grow with the
+    width). Python's random state (Keras draws unseeded initialisers' seeds from it) is put back,
     so the model built afterwards depends on the caller's seed alone."""
     key = (spec.inputs, spec.outputs, budget, tuple(sorted(options.items())))
     if key in _BUDGET_UNITS:
@@ -195,23 +193,10 @@ def _budget_units(spec: TaskSpec, budget: int, options: dict) -> int:
         return sizes[units]
 
     try:
-        if size(1) > budget * 1.05:
-            raise IncompatibleModelError(
-                f"param_budget={budget} is too small for {options['name'] or 'the encoder-decoder'}: even units=1 "
-                f"needs {size(1)} parameters (embeddings and logits count too); raise the budget or shrink "
-                "embedding_dim")
-        low, high = 1, 2
-        while size(high) <= budget and high < 8192:
-            low, high = high, high * 2
-        while high - low > 1:
-            middle = (low + high) // 2
-            low, high = (middle, high) if size(middle) <= budget else (low, middle)
-        best = min((low, high), key=lambda units: abs(size(units) - budget))
+        best = budget_search.nearest(size, budget, what=options["name"] or "the encoder-decoder", option="units",
+                                     hint="shrink embedding_dim")
     finally:
         random.setstate(state)
-    if abs(size(best) - budget) > 0.05 * budget:
-        raise IncompatibleModelError(f"no width puts the encoder-decoder within 5% of param_budget={budget} "
-                                     f"(closest: {size(best)} at units={best}); change the budget or embedding_dim")
     _BUDGET_UNITS[key] = best
     return best
 
@@ -219,24 +204,9 @@ def _budget_units(spec: TaskSpec, budget: int, options: dict) -> int:
 def register_seq2seq(registered_name: str, cell: str, attention: str):
     """Registers the builder of one encoder-decoder under `registered_name` (written literally at each call, so
     `registry.declared_names` finds it without importing this module)."""
-    fixed = {"cell": cell, "attention": attention}
-
-    @functools.wraps(seq2seq_model)
-    def builder(spec: TaskSpec, **options) -> keras.Model:
-        valid = [p for p in inspect.signature(seq2seq_model).parameters if p not in (*fixed, "spec")]
-        unknown = sorted(set(options) - set(valid))
-        if unknown:  # a typo names the options that exist, not a TypeError from deep inside
-            raise UserError(f"{registered_name}() has no option {unknown[0]!r}; its options: {', '.join(valid)}")
-        options.setdefault("name", registered_name)
-        return seq2seq_model(spec, **fixed, **options)
-
-    signature = inspect.signature(seq2seq_model)
-    builder.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values()
-                                                          if p.name not in fixed])
-    builder.__name__ = builder.__qualname__ = registered_name
-    builder.__doc__ = (f"An encoder-decoder of {cell} cells, {'no' if attention == 'none' else attention} attention, "
-                       "for the seq2seq head; options as in `seq2seq_model`.\n\n"
-                       + seq2seq_model.__doc__.split("Args:", 1)[1].join(["Args:", ""]))
+    summary = (f"An encoder-decoder of {cell} cells, {'no' if attention == 'none' else attention} attention, for "
+               "the seq2seq head")
+    builder = variant_builder(seq2seq_model, registered_name, {"cell": cell, "attention": attention}, summary)
     builder.heads = HEADS  # the runner refuses other heads before building (rnnbench.spec.SINGLE_INPUT_HEADS)
     return register_model(registered_name, family="recurrent")(builder)
 
