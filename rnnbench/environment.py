@@ -37,12 +37,22 @@ def _cpu_identity() -> tuple[str, str]:
     return model, ",".join(f for f in _ISA_FLAGS if f in flags) or "none"
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, cwd: Path | None = None) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=cwd or Path(__file__).resolve().parent, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+# Generated outputs: a clone that holds a fresh, not yet committed report still runs exactly the committed code.
+GENERATED_FOLDERS = ("results", "reports")
+
+
+def source_dirty(cwd: Path | None = None) -> bool:
+    """Whether tracked files other than the generated reports differ from the commit (untracked files are ignored)."""
+    excluded = [f":(top,exclude){folder}" for folder in GENERATED_FOLDERS]
+    return bool(_git("status", "--porcelain", "--untracked-files=no", "--", ":/", *excluded, cwd=cwd))
 
 
 def describe() -> dict:
@@ -58,7 +68,6 @@ def describe() -> dict:
             gpu_names.append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
         except (RuntimeError, ValueError):
             gpu_names.append(gpu.name)
-    status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -72,6 +81,6 @@ def describe() -> dict:
         "cpu_model": _cpu_identity()[0],
         "cpu_isa": _cpu_identity()[1],
         "git_commit": _git("rev-parse", "HEAD") or "unknown",
-        "git_dirty": bool(status) if _git("rev-parse", "HEAD") else "unknown",
+        "git_dirty": source_dirty() if _git("rev-parse", "HEAD") else "unknown",
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
