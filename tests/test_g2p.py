@@ -13,6 +13,7 @@ from rnnbench.tasks.g2p import data, decoding, metrics, split
 from tiny_data import LETTER_SOUNDS, write_lexicon
 
 SEQ2SEQ_MODELS = [name for name in registry.list_models() if name.startswith("seq2seq_")]
+RECURRENT_SEQ2SEQ = [name for name in SEQ2SEQ_MODELS if registry.model_family(name) == "recurrent"]
 SPEC = TaskSpec("tiny", InputSpec("tokens", vocab_size=12, masked=True),
                 OutputSpec("seq2seq", num_classes=9, max_output_length=8),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
@@ -131,15 +132,19 @@ def test_beam_search_finds_the_likelier_sequence_greedy_misses():
 
 
 # Every builder one way; each cell (and each attention) once with a bidirectional encoder too.
-BUILDS = [(name, False) for name in SEQ2SEQ_MODELS] + [
+BUILDS = [(name, False) for name in RECURRENT_SEQ2SEQ] + [
     (name, True) for name in ("seq2seq_lstm", "seq2seq_gru_bahdanau", "seq2seq_simple_rnn_luong")]
 
 
-@pytest.mark.parametrize("name,bidirectional", BUILDS)
+TINY_OPTIONS = {"seq2seq_transformer": {"d_model": 8, "layers": 2, "heads": 2, "ff_multiplier": 2.0}}
+
+
+@pytest.mark.parametrize("name,bidirectional", BUILDS + [("seq2seq_transformer", False)])
 def test_builder_shapes_padding_training_and_save_load(name, bidirectional, tmp_path):
     keras.utils.set_random_seed(0)
-    model = models.compile_model(registry.get_model(name)(SPEC, units=6, embedding_dim=5, attention_units=4,
-                                                          bidirectional_encoder=bidirectional), SPEC)
+    options = TINY_OPTIONS.get(name, dict(units=6, embedding_dim=5, attention_units=4,
+                                          bidirectional_encoder=bidirectional))
+    model = models.compile_model(registry.get_model(name)(SPEC, **options), SPEC)
     source = np.array([[3, 4, 5, 0], [6, 7, 0, 0], [8, 9, 10, 11]], dtype=np.int32)
     decoder_in = np.array([[1, 3, 4], [1, 5, 0], [1, 6, 7]], dtype=np.int32)
     target = np.array([[3, 4, 2], [5, 2, 0], [6, 7, 2]], dtype=np.int32)
@@ -159,12 +164,20 @@ def test_builder_shapes_padding_training_and_save_load(name, bidirectional, tmp_
                                np.asarray(model((source, decoder_in), training=False)), atol=1e-6)
     has_alignment = any(layer.name == "alignment" for layer in model.layers)
     assert has_alignment == (not name.endswith(("_simple_rnn", "_lstm", "_gru")))
+    if has_alignment:  # each decoder step's weights over the source letters: a distribution over the real ones
+        weights = np.asarray(keras.Model(model.inputs, model.get_layer("alignment").output[1])(
+            (source, decoder_in), training=False))
+        assert weights.shape == (3, 3, 4)
+        np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-5)
+        assert np.abs(weights[1, :, 2:]).max() < 1e-6  # the second word's two padded letters get no weight
 
 
-@pytest.mark.parametrize("name", ["seq2seq_lstm", "seq2seq_gru_bahdanau", "seq2seq_simple_rnn_luong"])
+@pytest.mark.parametrize("name", ["seq2seq_lstm", "seq2seq_gru_bahdanau", "seq2seq_simple_rnn_luong",
+                                  "seq2seq_transformer"])
 def test_param_budget_within_five_percent(name):
+    options = {} if name == "seq2seq_transformer" else {"bidirectional_encoder": True, "embedding_dim": 8}
     for budget in (5_000, 40_000):
-        model = registry.get_model(name)(SPEC, param_budget=budget, bidirectional_encoder=True, embedding_dim=8)
+        model = registry.get_model(name)(SPEC, param_budget=budget, **options)
         assert abs(models.count_trainable(model) - budget) <= 0.05 * budget
     with pytest.raises(models.IncompatibleModelError, match="too small"):
         registry.get_model(name)(SPEC, param_budget=50)

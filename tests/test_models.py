@@ -65,7 +65,7 @@ def test_builder_on_head(model_name, head, tmp_path):
     builder = get_model(model_name)
     if model_name.startswith("seq2seq_"):  # encoder-decoders build the seq2seq head only (tests/test_g2p.py)
         with pytest.raises(models.IncompatibleModelError, match="seq2seq head only"):
-            builder(spec, units=6)
+            builder(spec, **_tiny_options(builder))
         return
     if head == "causal_steps" and model_name.startswith("bi_"):
         with pytest.raises(models.IncompatibleModelError, match="causal"):
