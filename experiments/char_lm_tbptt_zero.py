@@ -9,10 +9,11 @@ Setup:    task.state=zero, the char_lm task's default (as experiments/char_lm.py
           each from a zero state, reshuffled every epoch. Same seq_len, batch size, parameter budget, learning rate
           and 6 epochs as char_lm_tbptt, all 6 trained (no patience, no time cap), and an epoch reads the training
           text once, as there.
-Expected: not yet measured; the baseline char_lm_tbptt is measured against.
-Time:     not yet measured; about 20-40 minutes (6 runs x 6 epochs, see experiments/char_lm_tbptt.py).
+Expected: the baseline char_lm_tbptt is measured against. Measured at 8e2d042, 3 seeds: test bpc gru 2.413,
+          lstm 2.472 (the comparison: results/char_lm_tbptt/against_char_lm_tbptt_zero.md).
+Time:     22.9 s (lstm) and 24.7 s (gru) per epoch at load ~2 on the 2-core CPU: about 20 minutes for the 6 runs.
 Hardware: 2-core x86-64 CPU (AMD EPYC, no GPU), TensorFlow 2.21 / Keras 3.15, shared with other jobs.
-Results:  results/char_lm_tbptt_zero/README.md once measured (rnnbench report).
+Results:  results/char_lm_tbptt_zero/README.md (rnnbench report).
 """
 
 CONFIG = {

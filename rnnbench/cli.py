@@ -1,4 +1,4 @@
-"""The `rnnbench` command: bench, list, report, generate, predict, ui.
+"""The `rnnbench` command: bench, list, report, compare, generate, predict, ui.
 
 User errors (unknown names, bad options, missing data) print one line and exit with status 2; an interrupted bench
 exits with 130 after marking its current run KILLED and writing the report for what finished.
@@ -74,6 +74,16 @@ def _parser() -> argparse.ArgumentParser:
                     "a file or comma list of the last input_len values.")
     predict.add_argument("--run-id", required=True)
     predict.add_argument("inputs", nargs="+", metavar="INPUT")
+
+    compare = commands.add_parser("compare", help="two experiments' reports side by side (an experiment against "
+                                                   "its control): differences per model and metric, with intervals")
+    compare.add_argument("--task", required=True, help="the experiment (its report folder's name)")
+    compare.add_argument("--against", help="the experiment compared with (default: the CONTROL its file declares)")
+    compare.add_argument("--metrics", help="comma-separated runs.csv columns (default: every test_ and best_val_ "
+                                           "metric both hold)")
+    compare.add_argument("--results-dir", help=f"where both reports are (default: {USER_REPORTS}/, or results/ with "
+                                               "--reference)")
+    compare.add_argument("--reference", action="store_true", help="compare the committed reports in results/")
 
     ui = commands.add_parser("ui", help="start the MLflow UI on the tracking store")
     ui.add_argument("--port", type=int, default=5000)
@@ -226,6 +236,21 @@ def _report(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from rnnbench import config as configuration
+    from rnnbench.compare import write_comparison
+    from rnnbench.errors import UserError
+
+    if not args.against:
+        args.against = configuration.controls().get(args.task)
+        if not args.against:
+            raise UserError(f"experiment {args.task!r} declares no CONTROL; name the other one with --against")
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    out = write_comparison(Path(_report_folder(args)), args.task, args.against, metrics)
+    print(f"rnnbench: comparison written to {out}")
+    return 0
+
+
 def _run_hook(run_id: str, hook: str, ability: str):
     """The `hook` of the task of run `run_id`; a task without it is refused, naming the tasks that have it."""
     from rnnbench import registry, tracking
@@ -279,7 +304,7 @@ def main(argv=None) -> int:
         filter_native_stderr()
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # SIGTERM gets the same clean stop as Ctrl-C
     handlers = {"bench": _bench, "list": _list, "report": _report, "generate": _generate, "predict": _predict,
-                "ui": _ui}
+                "compare": _compare, "ui": _ui}
     try:
         return handlers[args.command](args)
     except UserError as error:

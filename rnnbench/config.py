@@ -93,6 +93,19 @@ def load_experiment(name: str) -> tuple[dict, dict, str]:
     return copy.deepcopy(module.CONFIG), copy.deepcopy(getattr(module, "SMOKE", {})), module.__doc__ or ""
 
 
+def controls() -> dict[str, str]:
+    """Experiment -> the experiment it declares as its control (`CONTROL = "name"` in its file), for those that do;
+    `rnnbench compare` and the reports then put the two side by side."""
+    found = {}
+    for path in sorted(experiments_dir().glob("*.py")):
+        control = None if path.name.startswith("_") else getattr(_load_module(path), "CONTROL", None)
+        if control is not None:
+            if not isinstance(control, str) or not (experiments_dir() / f"{control}.py").is_file():
+                raise UserError(f"{path}: CONTROL must name another experiment in {experiments_dir()}, got {control!r}")
+            found[path.stem] = control
+    return found
+
+
 def load_sweep(name: str, smoke: bool = False) -> dict[str, list]:
     """The SWEEP of experiments/<name>.py ({dotted setting: [values]}; SMOKE_SWEEP with `smoke`, when it has one), or
     {} when it defines none."""

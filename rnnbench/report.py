@@ -189,7 +189,21 @@ def write_report(task: str, *, tracker: Optional[tracking.Tracker] = None, confi
     readme = _readme(task, summary, failed, primary, higher, any_run, config_hash, plots, notes, per_run, command)
     _atomic_write(out_dir / "README.md", lambda p: p.write_text(readme))
     echo(f"rnnbench: report written to {out_dir}/ (summary.csv, README.md, {len(plots)} plots)")
+    _refresh_comparisons(experiment, out_dir, echo)
     return out_dir
+
+
+def _refresh_comparisons(experiment: str, out_dir: Path, echo: Callable[[str], None]) -> None:
+    """Rewrites the comparison of an experiment with its declared control whenever either report is rewritten and
+    the other one sits beside it, so the two never disagree with their comparison."""
+    from rnnbench import compare
+    from rnnbench import config as configuration
+
+    if out_dir.name != experiment:  # a smoke's or a scratch folder: no control beside it
+        return
+    for name, control in configuration.controls().items():
+        if experiment in (name, control) and all((out_dir.parent / n / "runs.csv").is_file() for n in (name, control)):
+            echo(f"rnnbench: comparison written to {compare.write_comparison(out_dir.parent, name, control)}")
 
 
 def _task_notes(task: str, summary: pd.DataFrame) -> str:
