@@ -9,8 +9,9 @@ from rnnbench import registry, report
 def test_every_registered_model_has_a_family_and_the_alternatives_are_the_non_recurrent_ones():
     families = {name: registry.model_family(name) for name in registry.list_models()}
     assert set(families.values()) <= set(registry.MODEL_FAMILIES)
-    assert {families[m] for m in ("transformer", "esn", "tcn")} == set(registry.ALTERNATIVE_FAMILIES)
-    assert all(families[m] == "recurrent" for m in families if m not in ("transformer", "esn", "tcn"))
+    alternatives = ("transformer", "esn", "tcn", "seq2seq_transformer")
+    assert {families[m] for m in alternatives} == set(registry.ALTERNATIVE_FAMILIES)
+    assert all(families[m] == "recurrent" for m in families if m not in alternatives)
     with pytest.raises(registry.UnknownNameError, match="known models"):
         registry.model_family("mamba")
     with pytest.raises(ValueError, match="not one of"):
