@@ -1,5 +1,6 @@
 # rnnbench: `make bench TASK=sine` runs a benchmark (report in reports/sine/; REFERENCE=1 regenerates the committed
-# results/sine/; SWEEP=1 runs one grid per value of the experiment's SWEEP, e.g. TASK=adding over the delay T),
+# results/sine/; SWEEP=1 runs one grid per value of the experiment's SWEEP, e.g. TASK=adding over the delay T, and
+# VALUES=50,100 only those of its values),
 # `make test` runs the tests; both set up .venv when needed.
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed
 TASK ?= sine
 ARGS := $(if $(SMOKE),--smoke) $(if $(MODELS),--models $(MODELS)) $(if $(SEEDS),--seeds $(SEEDS)) \
         $(if $(EPOCHS),--epochs $(EPOCHS)) $(foreach s,$(SET),--set $(s)) $(if $(REFERENCE),--reference) \
-        $(if $(WORKERS),--executor ray --workers $(WORKERS)) $(if $(SWEEP),--sweep)
+        $(if $(WORKERS),--executor ray --workers $(WORKERS)) $(if $(SWEEP),--sweep) $(if $(VALUES),--values $(VALUES))
 
 .PHONY: setup bench test test-multiprocess report ui list perf perf-grid results-table clean
 

@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
                             "ordinary grid per value, each with its own configuration hash, in the same MLflow "
                             "experiment and resumable like any grid; then the sweep's report in <folder>/<experiment>/ "
                             "and each value's in a subfolder (make bench TASK=adding SWEEP=1)")
+    bench.add_argument("--values", help="with --sweep: run only these comma-separated values of the SWEEP (e.g. "
+                                        "--values 50,100); the sweep's report still covers every value, taking those "
+                                        "not in the store from their committed reports beside it")
     bench.add_argument("--results-dir", help=f"where the report goes (default: {USER_REPORTS}/, or results/ with "
                                               "--reference)")
     bench.add_argument("--reference", action="store_true",
@@ -117,6 +120,8 @@ def _bench(args) -> int:
     task, experiment = _task_and_experiment(args)
     if args.sweep:
         return _bench_sweep(args, task, experiment)
+    if args.values:
+        raise UserError("--values picks values of an experiment's SWEEP; add --sweep, or set one value with --set")
     resolved = configuration.resolve(task=task, experiment=experiment, smoke=args.smoke, models=args.models,
                                      seeds=args.seeds, epochs=args.epochs,
                                      sets=[pair for group in args.sets for pair in group])
@@ -155,6 +160,7 @@ def _bench_sweep(args, task, experiment) -> int:
                                           seeds=args.seeds, epochs=args.epochs,
                                           sets=[pair for group in args.sets for pair in group])
     first = configs[0]
+    chosen = configuration.sweep_values(configs, args.values) if args.values else configs
     if args.reference and (first["overridden"] or first["smoke"]):
         raise UserError("--reference regenerates the committed reports of an experiment exactly as "
                         f"experiments/{first['experiment']}.py states it; drop --set/--models/--seeds/--epochs/"
@@ -163,9 +169,9 @@ def _bench_sweep(args, task, experiment) -> int:
     totals = {"finished": 0, "skipped": 0, "failed": 0, "failed_runs": []}
     complete = False
     try:
-        for number, config in enumerate(configs, start=1):
+        for number, config in enumerate(chosen, start=1):
             (key, value), = config["sweep"].items()
-            print(f"rnnbench: sweep {key} = {value} ({number} of {len(configs)})", flush=True)
+            print(f"rnnbench: sweep {key} = {value} ({number} of {len(chosen)})", flush=True)
             with tempfile.TemporaryDirectory(prefix="rnnbench-sweep-") as scratch:  # the sweep report rewrites it
                 outcome = bench(config, results_dir=scratch, resume=args.resume, executor=executor,
                                 echo=_unless_scratch)
@@ -179,7 +185,7 @@ def _bench_sweep(args, task, experiment) -> int:
             memory_report.write_sweep_report(first["task"], configs, out_dir)
         except Exception as error:  # a broken report must not hide the training outcome
             print(f"rnnbench: the sweep report could not be written: {error}")
-    print(f"rnnbench: sweep of {len(configs)} grids: {totals['finished']} runs finished, {totals['skipped']} skipped "
+    print(f"rnnbench: sweep of {len(chosen)} grids: {totals['finished']} runs finished, {totals['skipped']} skipped "
           f"(already in the store), {totals['failed']} failed; report: {out_dir}")
     for line in totals["failed_runs"]:
         print(f"rnnbench: failed: {line}")

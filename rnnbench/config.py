@@ -297,6 +297,19 @@ def resolve_sweep(task: Optional[str] = None, experiment: Optional[str] = None, 
     return [resolve(task, experiment, smoke, models, seeds, epochs, sets, point={key: value}) for value in values]
 
 
+
+def sweep_values(configs: Sequence[dict], chosen: str) -> list[dict]:
+    """The configurations of `configs` (one sweep, `resolve_sweep`) whose value is among the comma-separated
+    `chosen`, in the sweep's order: a long sweep can run a few values per session, each value's report kept."""
+    (key,) = configs[0]["sweep"]
+    known = [str(config["sweep"][key]) for config in configs]
+    wanted = [value.strip() for value in chosen.split(",") if value.strip()]
+    unknown = [value for value in wanted if value not in known]
+    if unknown or not wanted:
+        raise UserError(f"--values {chosen!r}: {', '.join(unknown) or 'no value'} not among the {key} values of the "
+                        f"sweep ({', '.join(known)}); name some of those, comma-separated")
+    return [config for config, value in zip(configs, known) if value in wanted]
+
 # Bumped whenever a change to rnnbench alters the numbers a config produces (data order, initialisation, kernels),
 # so that runs finished under an earlier protocol are neither skipped as done nor mixed into this one's reports.
 # 2: per-run training order, jit policy per cell. 3: no XLA for variable-length inputs (speech).

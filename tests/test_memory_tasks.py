@@ -258,3 +258,55 @@ def test_sweep_report_from_a_tiny_store(mlflow_store, tmp_path):
     assert (out / "adding" / "length_100" / "README.md").is_file()
     table = pd.read_csv(out / "adding" / "sweep.csv")
     assert sorted(set(table["task.length"])) == [50, 100] and len(table) == 6  # 2 models and 1 baseline per length
+
+
+def test_sweep_values_picks_some_values_and_refuses_unknown_ones(monkeypatch, tmp_path, capsys):
+    from rnnbench import memory_report, runner
+
+    grids = config.resolve_sweep(experiment="adding")
+    assert [g["task_options"]["length"] for g in config.sweep_values(grids, "400, 50")] == [50, 400]
+    with pytest.raises(UserError, match=r"--values '50,60': 60 not among the task.length values .*50, 100, 200"):
+        config.sweep_values(grids, "50,60")
+    assert main(["bench", "--task", "adding", "--values", "50"]) == 2
+    assert "add --sweep" in capsys.readouterr().err
+    benched, reported = [], []
+    monkeypatch.setattr(runner, "bench", lambda cfg, **kw: benched.append(cfg) or {
+        "finished": 1, "skipped": 0, "failed": 0, "failed_runs": [], "report_dir": None})
+    monkeypatch.setattr(memory_report, "write_sweep_report", lambda task, cfgs, out: reported.append(cfgs))
+    assert main(["bench", "--task", "adding", "--sweep", "--smoke", "--values", "20",
+                 "--results-dir", str(tmp_path)]) == 0
+    assert [c["task_options"]["length"] for c in benched] == [20]  # only the value asked for trains
+    assert [c["task_options"]["length"] for c in reported[0]] == [10, 20]  # the report still covers the sweep
+    assert "sweep of 1 grids: 1 runs finished" in capsys.readouterr().out
+
+
+def test_a_sweep_run_one_value_per_session_reports_every_committed_value(tmp_path, monkeypatch):
+    from rnnbench import memory_report
+
+    grids = config.resolve_sweep(experiment="adding")
+    out = tmp_path / "results" / "adding"
+    for session, (grid, values) in enumerate(zip(grids, ((0.002, 0.004), (0.02, 0.004)))):
+        # Each session on a fresh machine: a new, empty store holding only its own value's runs.
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / f'session{session}.db'}")
+        tracker = tracking.Tracker("adding")
+        _log(tracker, grid, "predict_one", -1, {"test_mse": 0.167, "test_loss": 0.167}, kind="baseline")
+        for seed, value in enumerate(values):
+            _log(tracker, grid, "lstm", seed, {"test_mse": value, "test_loss": value, "val_loss": value,
+                                               "params": 12000})
+        if session == 1:
+            _log(tracker, grid, "gru", 0, {"test_mse": 0.17, "test_loss": 0.17, "val_loss": 0.17, "params": 12000},
+                 tags={"diverged": "True", "diverged_reason": "test loss far above the baselines'"})
+        before = (out / "length_50" / "runs.csv").read_bytes() if session else None
+        memory_report.write_sweep_report("adding", grids, out, tracker=tracker, echo=lambda line: None)
+    readme = (out / "README.md").read_text()
+    assert "| lstm | model | 50 | 0.003 ✓ (2/2) | 0.012 (1/2) |" in readme  # T = 50 from its committed report
+    assert f"| 50 | `{config.config_hash(grids[0])}` | 2 | see its report | 0 |" in readme
+    assert "(committed; not in this store)" in readme and readme.count("not run yet") == 3
+    assert f"| 100 | `{config.config_hash(grids[1])}` | 3 | 0 | 1 |" in readme  # the diverged gru counted
+    assert (out / "length_50" / "runs.csv").read_bytes() == before  # a committed value's report is left alone
+    assert sorted(set(pd.read_csv(out / "sweep.csv")["task.length"])) == [50, 100]
+    # Reports of another configuration (the sweep's settings changed since) are not taken for this one's.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    changed = config.resolve_sweep(experiment="adding", sets=["train.learning_rate=0.002"])
+    with pytest.raises(UserError, match="no finished runs of the sweep"):
+        memory_report.write_sweep_report("adding", changed, out, tracker=tracking.Tracker("adding"))
