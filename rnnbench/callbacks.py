@@ -113,6 +113,18 @@ class GradientNorms(keras.callbacks.Callback):
             logs.update({name: stats[name] for name in GRADIENT_LOGS if stats[name] is not None})
 
 
+def gradient_totals(history: dict) -> dict:
+    """A run's largest per-epoch gradient norm (`grad_norm_peak`) and its clipped steps over all epochs
+    (`clipped_steps_total`), from its fit history: a report's table shows a run's last-epoch metrics, which miss a
+    spike or the clipping of an earlier epoch."""
+    totals = {}
+    if history.get("grad_norm_max"):
+        totals["grad_norm_peak"] = float(max(history["grad_norm_max"]))
+    if history.get("clipped_steps"):
+        totals["clipped_steps_total"] = float(sum(history["clipped_steps"]))
+    return totals
+
+
 class EpochLogger(keras.callbacks.Callback):
     """Per-epoch metrics to MLflow: `train_<name>` for training, `val_<name>` for validation; epoch time, learning
     rate and the gradient figures under their own names."""

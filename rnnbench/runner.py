@@ -21,7 +21,7 @@ from rnnbench import compute, executors, registry, tracking
 from rnnbench import config as configuration
 from rnnbench import models as zoo
 from rnnbench.callbacks import (BestWeights, EpochLogger, EpochTimer, GradientNorms, NaNGuard, Progress,
-                                TrainingDiverged)
+                                TrainingDiverged, gradient_totals)
 from rnnbench.checkpoint import EpochCheckpoint, checkpoint_dir, history_rows
 from rnnbench.environment import describe as describe_environment
 from rnnbench.errors import UserError
@@ -358,6 +358,7 @@ def train_one(spec, config: dict, model_name: str, seed: int, tracker: tracking.
             "peak_rss_mb": memory.peak_mb,
             **{f"best_{k}": float(v) for k, v in best.best_logs.items() if k.startswith("val_")},
             **flow.metrics(),
+            **gradient_totals(history),
         }
         reason = divergence(spec, test)
         tracker.log_metrics(run_id, {**summary, "diverged": float(bool(reason))})

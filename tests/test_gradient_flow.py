@@ -288,7 +288,7 @@ def test_the_option_leaves_existing_config_hashes_alone():
 
 
 def test_a_run_logs_both_curves_the_plot_and_the_summaries(tmp_path, mlflow_store):
-    resolved = config.resolve(task="sine", models="gru", seeds="0", epochs=1, sets=TINY + ["train.clipnorm=1e-9"])
+    resolved = config.resolve(task="sine", models="gru", seeds="0", epochs=2, sets=TINY + ["train.clipnorm=1e-9"])
     spec, tracker = runner.load_task(resolved), tracking.Tracker("sine", mlflow_store)
     parent = tracker.start_run("sine", {"rnnbench_role": "parent"})
     progress = Progress(1, 1, lambda _: None).callback(1, "gru", 0)
@@ -298,7 +298,11 @@ def test_a_run_logs_both_curves_the_plot_and_the_summaries(tmp_path, mlflow_stor
                  "grad_norm_mean", "grad_norm_max"):
         assert np.isfinite(run["metrics"][name]), name
     steps = len(list(spec.train))
-    assert [v for _, v in tracker.metric_history(run["run_id"], "clipped_steps")] == [steps]
+    assert [v for _, v in tracker.metric_history(run["run_id"], "clipped_steps")] == [steps, steps]
+    # The run's totals over its epochs, beside the last epoch's figures that the reports' tables show.
+    assert run["metrics"]["clipped_steps_total"] == 2 * steps
+    peaks = [v for _, v in tracker.metric_history(run["run_id"], "grad_norm_max")]
+    assert run["metrics"]["grad_norm_peak"] == pytest.approx(max(peaks)) and len(peaks) == 2
     artifacts = {a.path for a in tracker.client.list_artifacts(run["run_id"])}
     assert {"gradient_flow.json", "gradient_flow.png"} <= artifacts
     curves = json.loads(tracking.download_artifact(run["run_id"], "gradient_flow.json", mlflow_store).read_text())
