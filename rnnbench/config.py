@@ -297,7 +297,6 @@ def resolve_sweep(task: Optional[str] = None, experiment: Optional[str] = None, 
     return [resolve(task, experiment, smoke, models, seeds, epochs, sets, point={key: value}) for value in values]
 
 
-
 def sweep_values(configs: Sequence[dict], chosen: str) -> list[dict]:
     """The configurations of `configs` (one sweep, `resolve_sweep`) whose value is among the comma-separated
     `chosen`, in the sweep's order: a long sweep can run a few values per session, each value's report kept."""
@@ -309,6 +308,7 @@ def sweep_values(configs: Sequence[dict], chosen: str) -> list[dict]:
         raise UserError(f"--values {chosen!r}: {', '.join(unknown) or 'no value'} not among the {key} values of the "
                         f"sweep ({', '.join(known)}); name some of those, comma-separated")
     return [config for config, value in zip(configs, known) if value in wanted]
+
 
 # Bumped whenever a change to rnnbench alters the numbers a config produces (data order, initialisation, kernels),
 # so that runs finished under an earlier protocol are neither skipped as done nor mixed into this one's reports.
